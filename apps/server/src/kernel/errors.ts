@@ -1,0 +1,29 @@
+import { errorCatalog, type ErrorCode, type ErrorKind } from '@bulwark/protocol';
+
+/**
+ * The only error type services throw on purpose. `message` is safe for the client;
+ * `detail` is for the log only and never leaves the process.
+ */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly detail: string | undefined;
+  readonly errors: { path: string; message: string }[] | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { detail?: string; cause?: unknown; errors?: { path: string; message: string }[] } = {},
+  ) {
+    super(message ?? errorCatalog[code].title, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.kind = errorCatalog[code].kind;
+    this.detail = options.detail;
+    this.errors = options.errors;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}

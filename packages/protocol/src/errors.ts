@@ -1,0 +1,192 @@
+// The one catalog of error codes. Codes are stable: never renamed, never reused.
+// docs/errors.md is generated from this table (`npm run docs:errors`); a test fails if they drift.
+
+export type ErrorKind =
+  | 'invalid'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'rate_limited'
+  | 'too_large'
+  | 'unavailable'
+  | 'internal';
+
+export interface ErrorSpec {
+  readonly kind: ErrorKind;
+  readonly title: string;
+  readonly description: string;
+}
+
+export const errorCatalog = {
+  ERR_VALIDATION: {
+    kind: 'invalid',
+    title: 'Request validation failed',
+    description: 'The request body, query or path parameters do not match the schema. `errors` lists each problem.',
+  },
+  ERR_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No such resource',
+    description: 'The route does not exist.',
+  },
+  ERR_PAYLOAD_TOO_LARGE: {
+    kind: 'too_large',
+    title: 'Payload too large',
+    description: 'The request body exceeds the configured limit.',
+  },
+  ERR_INTERNAL: {
+    kind: 'internal',
+    title: 'Internal error',
+    description: 'An unexpected error. Details are in the server log under the request id, never in the response.',
+  },
+  ERR_UNAVAILABLE: {
+    kind: 'unavailable',
+    title: 'Service unavailable',
+    description: 'The platform is starting, stopping or a dependency (database) is unreachable.',
+  },
+  ERR_RATE_LIMITED: {
+    kind: 'rate_limited',
+    title: 'Too many requests',
+    description: 'The client exceeded a rate limit; retry after the time given in `Retry-After`.',
+  },
+  ERR_CONFIG_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid configuration',
+    description: 'The configuration file or BULWARK_* environment variables are invalid; every problem is listed.',
+  },
+  ERR_AUTH_MISSING: {
+    kind: 'unauthenticated',
+    title: 'Authentication required',
+    description: 'The request has no `Authorization: Bearer <token>` header.',
+  },
+  ERR_AUTH_INVALID_TOKEN: {
+    kind: 'unauthenticated',
+    title: 'Invalid token',
+    description: 'The bearer token is unknown, revoked or expired.',
+  },
+  ERR_POLICY_DENIED: {
+    kind: 'forbidden',
+    title: 'Not allowed',
+    description: 'The policy engine denied the action on the resource for this principal.',
+  },
+  ERR_DEVICE_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Device not found',
+    description: 'No device with this id exists in the tenant.',
+  },
+  ERR_DEVICE_EXISTS: {
+    kind: 'conflict',
+    title: 'Device already exists',
+    description: 'A device with this id already exists in the tenant.',
+  },
+  ERR_DEVICE_INVALID_ID: {
+    kind: 'invalid',
+    title: 'Invalid device id',
+    description:
+      'Device ids are 1-128 characters of letters, digits, `.`, `_`, `-` and `:`, starting with a letter or digit.',
+  },
+  ERR_DEVICE_DISABLED: {
+    kind: 'conflict',
+    title: 'Device disabled',
+    description: 'The device is disabled; it cannot receive certificates or connect until it is enabled again.',
+  },
+  ERR_PKI_CSR_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid certificate signing request',
+    description: 'The CSR could not be parsed as PEM or DER PKCS#10.',
+  },
+  ERR_PKI_CSR_SIGNATURE: {
+    kind: 'invalid',
+    title: 'CSR signature does not verify',
+    description: 'The CSR is not signed by the key it carries (no proof of possession).',
+  },
+  ERR_PKI_KEY_TYPE: {
+    kind: 'invalid',
+    title: 'Key type not allowed',
+    description: 'Allowed device keys: ECDSA P-256 or P-384, Ed25519, RSA of at least 2048 bits.',
+  },
+  ERR_PKI_CERT_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Certificate not found',
+    description: 'No certificate with this serial number exists in the tenant.',
+  },
+  ERR_PKI_CA_KEY: {
+    kind: 'internal',
+    title: 'CA key unavailable',
+    description: 'The CA private key could not be loaded or decrypted (wrong master key?).',
+  },
+  ERR_TELEMETRY_NOT_JSON: {
+    kind: 'invalid',
+    title: 'Telemetry payload is not JSON',
+    description: 'Telemetry payloads must be UTF-8 JSON.',
+  },
+  ERR_TELEMETRY_NOT_OBJECT: {
+    kind: 'invalid',
+    title: 'Telemetry payload is not a JSON object',
+    description: 'Telemetry payloads must be a JSON object at the top level.',
+  },
+  ERR_TELEMETRY_TOO_LARGE: {
+    kind: 'too_large',
+    title: 'Telemetry payload too large',
+    description: 'The telemetry payload exceeds `telemetry.maxPayloadBytes`.',
+  },
+  ERR_TELEMETRY_BAD_TOPIC: {
+    kind: 'invalid',
+    title: 'Not a telemetry topic',
+    description: 'Telemetry goes to `devices/{deviceId}/telemetry` or `devices/{deviceId}/telemetry/{stream}`.',
+  },
+  ERR_TELEMETRY_BAD_RANGE: {
+    kind: 'invalid',
+    title: 'Invalid time range',
+    description: '`from` and `to` must be ISO 8601 timestamps with `from` <= `to`.',
+  },
+  ERR_TELEMETRY_OVERLOADED: {
+    kind: 'unavailable',
+    title: 'Ingest queue full',
+    description: 'The telemetry ingest queue is full; the message was not acknowledged and must be resent.',
+  },
+  ERR_PAGE_CURSOR: {
+    kind: 'invalid',
+    title: 'Invalid page cursor',
+    description: 'The `cursor` parameter is not one this server returned.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export const httpStatusByKind: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** MQTT 5 reason codes by kind (MQTT 5.0 §2.4). */
+export const mqttReasonByKind: Record<ErrorKind, number> = {
+  invalid: 0x99, // Payload format invalid
+  unauthenticated: 0x86,
+  forbidden: 0x87,
+  not_found: 0x80,
+  conflict: 0x80,
+  too_large: 0x95, // Packet too large
+  rate_limited: 0x96, // Message rate too high
+  unavailable: 0x97, // Quota exceeded
+  internal: 0x80,
+};
+
+/** The body of an `application/problem+json` response (RFC 9457). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  instance?: string;
+  requestId?: string;
+  errors?: { path: string; message: string }[];
+}
