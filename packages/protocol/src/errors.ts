@@ -150,6 +150,87 @@ export const errorCatalog = {
     title: 'Invalid page cursor',
     description: 'The `cursor` parameter is not one this server returned.',
   },
+  ERR_PKI_CSR_IDENTITY: {
+    kind: 'invalid',
+    title: 'CSR names another identity',
+    description:
+      "The CSR's subject CN or SAN URI names a different device or tenant than the one being enrolled.",
+  },
+  ERR_PKI_UNKNOWN_ISSUER: {
+    kind: 'unauthenticated',
+    title: 'Certificate issuer not trusted',
+    description:
+      'The client certificate is not signed by an active issuing CA of the tenant it names (checked by signature, not by name).',
+  },
+  ERR_PKI_CERT_EXPIRED: {
+    kind: 'unauthenticated',
+    title: 'Certificate expired',
+    description: 'The certificate (or its issuing CA) is past its notAfter time.',
+  },
+  ERR_PKI_CERT_NOT_YET_VALID: {
+    kind: 'unauthenticated',
+    title: 'Certificate not yet valid',
+    description: 'The certificate is before its notBefore time.',
+  },
+  ERR_PKI_CERT_USAGE: {
+    kind: 'unauthenticated',
+    title: 'Certificate not for client authentication',
+    description: 'The certificate is a CA certificate or lacks the clientAuth extended key usage.',
+  },
+  ERR_PKI_CERT_IDENTITY: {
+    kind: 'unauthenticated',
+    title: 'Certificate names no device',
+    description: 'The certificate has no single valid SAN URI `urn:bulwark:{tenant}:device:{deviceId}`.',
+  },
+  ERR_PKI_CERT_REVOKED: {
+    kind: 'unauthenticated',
+    title: 'Certificate revoked',
+    description: 'The certificate has been revoked.',
+  },
+  ERR_PKI_TENANT_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid tenant id',
+    description:
+      'Tenant ids are 1-63 characters of lower-case letters, digits and `-`, starting with a letter or digit.',
+  },
+  ERR_PKI_HOSTNAME_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid server host name',
+    description: 'Server certificates need at least one DNS name or IP address; wildcards are not issued.',
+  },
+  ERR_PKI_VALIDITY_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid certificate validity',
+    description: '`validityDays` must be a whole number from 1 to 397.',
+  },
+  ERR_PKI_REVOCATION_REASON: {
+    kind: 'invalid',
+    title: 'Invalid revocation reason',
+    description:
+      'Allowed reasons (RFC 5280 §5.3.1): unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.',
+  },
+  ERR_PKI_CA_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No issuing CA for the tenant',
+    description: 'The tenant has no active issuing CA yet; it is created on first use of the tenant.',
+  },
+  ERR_PKI_CA_EXISTS: {
+    kind: 'conflict',
+    title: 'Issuing CA already exists',
+    description: 'The tenant already has an active issuing CA; rotate it instead of importing another.',
+  },
+  ERR_PKI_CA_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid CA certificate or key',
+    description:
+      'The imported CA certificate does not parse, is not a CA, does not chain to the platform root, or does not match its key.',
+  },
+  ERR_PKI_MASTER_KEY: {
+    kind: 'internal',
+    title: 'Master key unavailable',
+    description:
+      'The key-encryption master key is missing, malformed (32 bytes, base64) or its file is readable by other users.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;
