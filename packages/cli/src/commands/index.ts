@@ -1,0 +1,18 @@
+// Every command, in the order `bulwark --help` lists them.
+
+import type { Command } from '../context.ts';
+import { auditCommands } from './audit.ts';
+import { certCommands } from './cert.ts';
+import { deviceCommands } from './device.ts';
+import { loginCommands } from './login.ts';
+import { startCommands } from './start.ts';
+import { telemetryCommands } from './telemetry.ts';
+
+export const commands: readonly Command[] = [
+  ...loginCommands,
+  ...deviceCommands,
+  ...certCommands,
+  ...telemetryCommands,
+  ...auditCommands,
+  ...startCommands,
+];
