@@ -89,7 +89,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '/(transport|infra)/|/app\\.ts$',
+              regex: '/(transport|infra)/|^(\\.\\./)+app\\.ts$',
               message: 'Modules never import transports, infra or the composition root.',
             },
             {
@@ -124,7 +124,7 @@ export default tseslint.config(
               message: 'Domain code is free of transports and drivers.',
             },
             {
-              regex: '/(transport|infra)/|/app\\.ts$',
+              regex: '/(transport|infra)/|^(\\.\\./)+app\\.ts$',
               message: 'Modules never import transports, infra or the composition root.',
             },
             {
@@ -144,7 +144,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '/infra/|/app\\.ts$',
+              regex: '/infra/|^(\\.\\./)+app\\.ts$',
               message: 'Transports never import infra or the composition root.',
             },
             {

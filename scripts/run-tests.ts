@@ -33,7 +33,8 @@ if (pgProblem) {
 }
 
 for (const tool of ['mosquitto_pub', 'mosquitto_sub', 'openssl']) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) skipped.push(`tests using ${tool}: not installed`);
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    skipped.push(`tests using ${tool}: not installed`);
 }
 
 if (skipped.length > 0) {
@@ -55,22 +56,23 @@ function findTests(dir: string, out: string[] = []): string[] {
 }
 
 const roots = ['apps', 'packages'].flatMap((r) =>
-  readdirSync(r).map((d) => join(r, d, 'test')).filter((d) => {
-    try {
-      return statSync(d).isDirectory();
-    } catch {
-      return false;
-    }
-  }),
+  readdirSync(r)
+    .map((d) => join(r, d, 'test'))
+    .filter((d) => {
+      try {
+        return statSync(d).isDirectory();
+      } catch {
+        return false;
+      }
+    }),
 );
 const only = process.argv.slice(2);
 const files = only.length > 0 ? only : roots.flatMap((r) => findTests(r)).sort();
 
-const child = spawn(
-  process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
-  { stdio: 'inherit', env },
-);
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+  stdio: 'inherit',
+  env,
+});
 child.on('exit', (code, signal) => {
   if (skipped.length > 0) {
     console.log('\nSkipped because a service or tool is missing:');

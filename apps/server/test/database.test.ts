@@ -15,7 +15,9 @@ for (const backend of backends) {
       const { db, cleanup } = await backend.open();
       try {
         assert.deepEqual(await migrate(db), []);
-        const rows = await db.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+        const rows = await db.all<{ version: number }>(
+          'SELECT version FROM schema_migrations ORDER BY version',
+        );
         assert.ok(rows.length >= 1);
         assert.equal(typeof rows[0]?.version, 'number');
       } finally {
@@ -27,14 +29,13 @@ for (const backend of backends) {
       const { db, cleanup } = await backend.open();
       try {
         const ts = 1_790_000_000_123;
-        await db.run('INSERT INTO telemetry (tenant_id, device_id, stream, ts, data) VALUES (?, ?, ?, ?, ?)', [
-          't',
-          'd',
-          '',
-          ts,
-          '{"a":1}',
-        ]);
-        const row = await db.get<{ id: number; ts: number; data: string }>('SELECT id, ts, data FROM telemetry');
+        await db.run(
+          'INSERT INTO telemetry (tenant_id, device_id, stream, ts, data) VALUES (?, ?, ?, ?, ?)',
+          ['t', 'd', '', ts, '{"a":1}'],
+        );
+        const row = await db.get<{ id: number; ts: number; data: string }>(
+          'SELECT id, ts, data FROM telemetry',
+        );
         assert.equal(row?.ts, ts);
         assert.equal(typeof row?.id, 'number');
         assert.equal(row?.data, '{"a":1}');

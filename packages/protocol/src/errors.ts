@@ -22,7 +22,8 @@ export const errorCatalog = {
   ERR_VALIDATION: {
     kind: 'invalid',
     title: 'Request validation failed',
-    description: 'The request body, query or path parameters do not match the schema. `errors` lists each problem.',
+    description:
+      'The request body, query or path parameters do not match the schema. `errors` lists each problem.',
   },
   ERR_NOT_FOUND: {
     kind: 'not_found',
@@ -37,7 +38,8 @@ export const errorCatalog = {
   ERR_INTERNAL: {
     kind: 'internal',
     title: 'Internal error',
-    description: 'An unexpected error. Details are in the server log under the request id, never in the response.',
+    description:
+      'An unexpected error. Details are in the server log under the request id, never in the response.',
   },
   ERR_UNAVAILABLE: {
     kind: 'unavailable',
@@ -52,7 +54,8 @@ export const errorCatalog = {
   ERR_CONFIG_INVALID: {
     kind: 'invalid',
     title: 'Invalid configuration',
-    description: 'The configuration file or BULWARK_* environment variables are invalid; every problem is listed.',
+    description:
+      'The configuration file or BULWARK_* environment variables are invalid; every problem is listed.',
   },
   ERR_AUTH_MISSING: {
     kind: 'unauthenticated',
@@ -88,7 +91,8 @@ export const errorCatalog = {
   ERR_DEVICE_DISABLED: {
     kind: 'conflict',
     title: 'Device disabled',
-    description: 'The device is disabled; it cannot receive certificates or connect until it is enabled again.',
+    description:
+      'The device is disabled; it cannot receive certificates or connect until it is enabled again.',
   },
   ERR_PKI_CSR_INVALID: {
     kind: 'invalid',
@@ -133,7 +137,8 @@ export const errorCatalog = {
   ERR_TELEMETRY_BAD_TOPIC: {
     kind: 'invalid',
     title: 'Not a telemetry topic',
-    description: 'Telemetry goes to `devices/{deviceId}/telemetry` or `devices/{deviceId}/telemetry/{stream}`.',
+    description:
+      'Telemetry goes to `devices/{deviceId}/telemetry` or `devices/{deviceId}/telemetry/{stream}`.',
   },
   ERR_TELEMETRY_BAD_RANGE: {
     kind: 'invalid',

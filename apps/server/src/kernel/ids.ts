@@ -13,7 +13,7 @@ export const randomIds: Ids = {
   // 16 random bytes, top bit cleared so the DER INTEGER is positive (RFC 5280 §4.1.2.2).
   serial: () => {
     const b = randomBytes(16);
-    b[0] = (b[0] ?? 0) & 0x7f | 0x10;
+    b[0] = ((b[0] ?? 0) & 0x7f) | 0x10;
     return b.toString('hex');
   },
 };

@@ -3,3 +3,5 @@ export * from './clock.ts';
 export * from './ids.ts';
 export * from './logger.ts';
 export * from './db.ts';
+export * from './cursor.ts';
+export * from './http-route.ts';

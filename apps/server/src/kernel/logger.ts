@@ -22,11 +22,23 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
 /** JSON lines on stderr, one object per event. */
-export function jsonLogger(level: LogLevel, bindings: object = {}, write = (line: string) => process.stderr.write(line)): Logger {
+export function jsonLogger(
+  level: LogLevel,
+  bindings: object = {},
+  write = (line: string) => process.stderr.write(line),
+): Logger {
   const at = order[level];
   const emit = (lvl: Exclude<LogLevel, 'silent'>) => (obj: object, msg?: string) => {
     if (order[lvl] < at) return;
-    write(JSON.stringify({ level: lvl, time: new Date().toISOString(), ...bindings, ...obj, ...(msg ? { msg } : {}) }) + '\n');
+    write(
+      JSON.stringify({
+        level: lvl,
+        time: new Date().toISOString(),
+        ...bindings,
+        ...obj,
+        ...(msg ? { msg } : {}),
+      }) + '\n',
+    );
   };
   return {
     debug: emit('debug'),

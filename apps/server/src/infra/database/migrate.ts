@@ -44,7 +44,9 @@ export async function migrate(db: Db, migrations = loadMigrations()): Promise<nu
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
     );
     const done = new Set(
-      (await tx.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)),
+      (await tx.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) =>
+        Number(r.version),
+      ),
     );
     for (const m of migrations) {
       if (done.has(m.version)) continue;

@@ -1,0 +1,273 @@
+// Composition root: builds stores, services and transports from the config, and tears them down.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/index.ts';
+import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } from './kernel/index.ts';
+import { openDatabase } from './infra/database/index.ts';
+import { createKeyProtector } from './infra/keys/index.ts';
+import { createPkiService, createPkiStore, type PkiService } from './modules/pki/index.ts';
+import {
+  createDeviceService,
+  createDeviceStore,
+  deviceRoutes,
+  type DeviceService,
+} from './modules/devices/index.ts';
+import {
+  createTelemetryService,
+  createTelemetryStore,
+  telemetryRoutes,
+  type TelemetryService,
+} from './modules/telemetry/index.ts';
+import {
+  auditRoutes,
+  createAuditService,
+  createAuditStore,
+  type AuditService,
+} from './modules/audit/index.ts';
+import { createIamService, createIamStore, iamRoutes, type IamService } from './modules/iam/index.ts';
+import { createPolicyService, type PolicyService } from './modules/policy/index.ts';
+import { buildHttpApp } from './transport/http/index.ts';
+import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
+
+export const VERSION = '0.1.0';
+
+export interface AppDeps {
+  clock?: Clock;
+  ids?: Ids;
+  logger: Logger;
+  /** PostgreSQL schema to use (tests isolate runs this way). */
+  databaseSchema?: string;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly db: Db;
+  readonly http: FastifyInstance;
+  readonly mqtt: MqttTransport;
+  readonly services: {
+    pki: PkiService;
+    devices: DeviceService;
+    telemetry: TelemetryService;
+    audit: AuditService;
+    iam: IamService;
+    policy: PolicyService;
+  };
+  readonly paths: { caFile: string; serverCert: string; serverKey: string; initialTokenFile: string };
+  /** Set on the first start only: where the owner's one-time token was written. */
+  readonly initialTokenWritten: boolean;
+  start(): Promise<{ httpPort: number; mqttPort: number }>;
+  close(): Promise<void>;
+}
+
+function ensureDir(path: string, mode: number): void {
+  mkdirSync(path, { recursive: true, mode });
+  chmodSync(path, mode);
+}
+
+function sameNames(cert: X509Certificate, hostnames: readonly string[]): boolean {
+  const sans = (cert.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, ''));
+  const want = hostnames.map((h) => (isIP(h) === 6 ? expandIpv6(h) : h));
+  const have = sans.map((h) => (isIP(h) === 6 ? expandIpv6(h) : h));
+  return want.length === have.length && want.every((h) => have.includes(h));
+}
+
+function expandIpv6(ip: string): string {
+  return new URL(`http://[${ip}]/`).hostname;
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const clock = deps.clock ?? systemClock;
+  const ids = deps.ids ?? randomIds;
+  const logger = deps.logger;
+  const dataDir = config.dataDir;
+  ensureDir(dataDir, 0o700);
+  ensureDir(join(dataDir, 'secrets'), 0o700);
+  ensureDir(join(dataDir, 'tls'), 0o700);
+  const paths = {
+    caFile: join(dataDir, 'tls', 'ca.crt'),
+    serverCert: join(dataDir, 'tls', 'server.crt'),
+    serverKey: join(dataDir, 'tls', 'server.key'),
+    initialTokenFile: join(dataDir, 'secrets', 'initial-admin-token'),
+  };
+
+  const db = await openDatabase({
+    url: config.database.url,
+    ...(deps.databaseSchema ? { schema: deps.databaseSchema } : {}),
+  });
+  try {
+    const keys = await createKeyProtector(
+      config.secrets.masterKey
+        ? { base64: config.secrets.masterKey }
+        : { file: join(dataDir, 'secrets', 'master.key') },
+    );
+    const policy = createPolicyService();
+    const audit = createAuditService({ store: createAuditStore(db), clock, logger });
+    const iam = createIamService({ store: createIamStore(db), clock, ids });
+    const devices = createDeviceService({ store: createDeviceStore(db), clock });
+    const telemetry = createTelemetryService({
+      store: createTelemetryStore(db),
+      clock,
+      options: config.telemetry,
+    });
+    const crlHost = config.hostnames[0] ?? 'localhost';
+    const pki = createPkiService({
+      store: createPkiStore(db),
+      clock,
+      ids,
+      keys,
+      logger,
+      crlBaseUrl: `https://${isIP(crlHost) === 6 ? `[${crlHost}]` : crlHost}:${config.http.port}/pki/crl`,
+    });
+    await pki.load();
+
+    const tenant = config.tenant;
+    if (await iam.ensureTenant(tenant)) {
+      await audit.record({
+        tenant,
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'tenant.create',
+        target: { type: 'tenant', id: tenant },
+        outcome: 'success',
+      });
+    }
+    await pki.ensureHierarchy(tenant);
+
+    // The server's own certificate: reissued when the host names change or it nears expiry.
+    let serverCertPem = existsSync(paths.serverCert) ? readFileSync(paths.serverCert, 'utf8') : undefined;
+    let serverKeyPem = existsSync(paths.serverKey) ? readFileSync(paths.serverKey, 'utf8') : undefined;
+    const current = serverCertPem ? new X509Certificate(serverCertPem) : undefined;
+    if (
+      !current ||
+      !serverKeyPem ||
+      !sameNames(current, config.hostnames) ||
+      Date.parse(current.validTo) - clock.now() < 30 * 86_400_000
+    ) {
+      const issued = await pki.issueServerCertificate([...config.hostnames]);
+      serverCertPem = issued.chainPem;
+      serverKeyPem = issued.keyPem;
+      writeFileSync(paths.serverKey, serverKeyPem, { mode: 0o600 });
+      chmodSync(paths.serverKey, 0o600);
+      writeFileSync(paths.serverCert, serverCertPem, { mode: 0o644 });
+      await audit.record({
+        tenant: null,
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'cert.issue-server',
+        target: { type: 'certificate', id: issued.serial },
+        outcome: 'success',
+        details: { hostnames: config.hostnames },
+      });
+    }
+    if (!serverCertPem || !serverKeyPem) throw new Error('server certificate missing');
+    const tlsCert = serverCertPem;
+    const tlsKey = serverKeyPem;
+    const rootPem = await pki.rootCaPem();
+    writeFileSync(paths.caFile, rootPem, { mode: 0o644 });
+
+    let initialTokenWritten = false;
+    const owner = await iam.bootstrapOwner(tenant);
+    if (owner) {
+      // 'wx': never overwrite, never exist with wider permissions than 0600.
+      writeFileSync(paths.initialTokenFile, `${owner.token}\n`, { mode: 0o600, flag: 'wx' });
+      initialTokenWritten = true;
+      await audit.record({
+        tenant,
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'account.create-owner',
+        target: { type: 'account', id: owner.account.id },
+        outcome: 'success',
+      });
+    }
+
+    const mqtt = createMqttTransport({
+      pki,
+      devices,
+      policy,
+      telemetry,
+      audit,
+      logger: logger.child({ component: 'mqtt' }),
+      tls: {
+        key: tlsKey,
+        cert: tlsCert,
+        ca: await pki.trustAnchorsPem(),
+        minVersion: config.mqtt.tlsMinVersion,
+      },
+      limits: { maxPacketSize: config.mqtt.maxPacketSize, keepAliveMax: config.mqtt.keepAliveMax },
+    });
+    const offAnchors = pki.onTrustAnchorsChanged(() => {
+      void pki.trustAnchorsPem().then((ca) => mqtt.setTrustAnchors(ca));
+    });
+
+    let ready = false;
+    const http = await buildHttpApp({
+      routes: [
+        ...iamRoutes(),
+        ...deviceRoutes({
+          devices,
+          pki,
+          audit,
+          isConnected: (t, id) => mqtt.isConnected(t, id),
+          deviceCertDays: config.pki.deviceCertDays,
+        }),
+        ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
+        ...auditRoutes({ audit }),
+      ],
+      extra: (app) => {
+        // CRLs are public by design (RFC 5280 §4.2.1.13): relying parties fetch them without credentials.
+        app.get<{ Params: { file: string } }>(
+          '/pki/crl/:file',
+          { schema: { hide: true } },
+          async (req, reply) => {
+            const m = /^([a-z0-9][a-z0-9-]{0,62})\.crl$/.exec(req.params.file);
+            if (!m?.[1]) return reply.status(404).send();
+            const der = await pki.crlDer(m[1]);
+            return reply.header('content-type', 'application/pkix-crl').send(Buffer.from(der));
+          },
+        );
+      },
+      iam,
+      policy,
+      audit,
+      logger: logger.child({ component: 'http' }),
+      bodyLimit: config.http.bodyLimit,
+      https: { key: tlsKey, cert: tlsCert },
+      ready: () => ready,
+      version: VERSION,
+    });
+
+    let closed = false;
+    return {
+      config,
+      db,
+      http,
+      mqtt,
+      services: { pki, devices, telemetry, audit, iam, policy },
+      paths,
+      initialTokenWritten,
+      async start() {
+        await http.listen({ port: config.http.port, host: config.http.host });
+        const addr = http.server.address();
+        const httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
+        const mqttPort = await mqtt.listen(config.mqtt.port, config.mqtt.host);
+        ready = true;
+        return { httpPort, mqttPort };
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        ready = false;
+        offAnchors();
+        await mqtt.close();
+        await http.close();
+        await telemetry.flush();
+        await audit.flush();
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,1 @@
+export { loadConfig, options, type Config, type LoadOptions } from './load.ts';

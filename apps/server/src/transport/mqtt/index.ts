@@ -1,0 +1,6 @@
+export {
+  createMqttTransport,
+  type MqttTransport,
+  type MqttTransportDeps,
+  type DeviceSession,
+} from './listener.ts';

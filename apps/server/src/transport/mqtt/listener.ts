@@ -1,0 +1,288 @@
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { randomBytes, type X509Certificate } from 'node:crypto';
+import { createBroker, type Broker, type ClientHandle, type TransportInfo } from '@bulwark/broker';
+import type { IPublishPacket } from 'mqtt-packet';
+import { parseDeviceTopic, mqttReasonByKind } from '@bulwark/protocol';
+import { isAppError, type Logger } from '../../kernel/index.ts';
+import type { PkiService, ClientIdentity } from '../../modules/pki/index.ts';
+import type { DeviceService } from '../../modules/devices/index.ts';
+import type { TelemetryService } from '../../modules/telemetry/index.ts';
+import type { AuditService } from '../../modules/audit/index.ts';
+import { resourceName, type CompiledPolicy, type PolicyService } from '../../modules/policy/index.ts';
+
+// MQTT 5 reason codes used here (MQTT 5.0 §2.4).
+const RC = {
+  unspecified: 0x80,
+  clientIdNotValid: 0x85,
+  badCredentials: 0x86,
+  notAuthorized: 0x87,
+  serverBusy: 0x89,
+  administrativeAction: 0x98,
+} as const;
+
+/** What the broker knows about a connected device: set once at CONNECT, used on every message. */
+export interface DeviceSession {
+  readonly tenant: string;
+  readonly deviceId: string;
+  readonly serial: string;
+  readonly fingerprint256: string;
+  readonly policy: CompiledPolicy;
+}
+
+interface Transport extends TransportInfo {
+  identity?: ClientIdentity;
+  identityError?: { code: string; message: string };
+}
+
+export interface MqttTransportDeps {
+  pki: PkiService;
+  devices: DeviceService;
+  policy: PolicyService;
+  telemetry: TelemetryService;
+  audit: AuditService;
+  logger: Logger;
+  tls: { key: string; cert: string; ca: string; minVersion: 'TLSv1.2' | 'TLSv1.3' };
+  limits: { maxPacketSize: number; keepAliveMax: number };
+}
+
+export interface MqttTransport {
+  readonly broker: Broker<DeviceSession>;
+  readonly server: Server;
+  listen(port: number, host: string): Promise<number>;
+  isConnected(tenant: string, deviceId: string): boolean;
+  /** Drops every live session of a device (revocation, disable, delete). */
+  disconnectDevice(tenant: string, deviceId: string, reason: string, serial?: string): number;
+  /** Reloads the trusted CA bundle (a CA was added or retired) without dropping connections. */
+  setTrustAnchors(ca: string): void;
+  close(): Promise<void>;
+}
+
+export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
+  const { pki, devices, policy, telemetry, audit, logger } = deps;
+  // Sessions by tenant/device: the MQTT client id is the device id, so one live session per device.
+  const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
+  const live = new Map<string, ClientHandle<DeviceSession>>();
+
+  const refused = (
+    t: Transport,
+    action: string,
+    reason: string,
+    extra: { tenant?: string | null; deviceId?: string; topic?: string } = {},
+  ) => {
+    audit.recordLater({
+      tenant: extra.tenant ?? t.identity?.tenantId ?? null,
+      actor:
+        (extra.deviceId ?? t.identity?.deviceId)
+          ? { type: 'device', id: (extra.deviceId ?? t.identity?.deviceId) as string }
+          : { type: 'anonymous', id: t.remoteAddress ?? 'unknown' },
+      action,
+      ...(extra.topic ? { target: { type: 'topic', id: extra.topic } } : {}),
+      outcome: 'denied',
+      reason,
+      ...(t.remoteAddress ? { source: t.remoteAddress } : {}),
+    });
+  };
+
+  const broker = createBroker<DeviceSession>({
+    limits: { maxPacketSize: deps.limits.maxPacketSize, keepAliveMax: deps.limits.keepAliveMax },
+    logger,
+    hooks: {
+      async authenticate({ connect, transport }) {
+        const t = transport as Transport;
+        if (!t.identity) {
+          const reason = t.identityError?.message ?? 'no client certificate';
+          refused(t, 'mqtt.connect', reason);
+          return { ok: false, reasonCode: RC.badCredentials, reasonString: reason };
+        }
+        const { tenantId, deviceId } = t.identity;
+        // The certificate, not the client id, is who the device is; the client id must agree with it.
+        if (connect.clientId !== deviceId) {
+          const reason = `client id ${JSON.stringify(connect.clientId)} does not match the certificate's device ${deviceId}`;
+          refused(t, 'mqtt.connect', reason);
+          return {
+            ok: false,
+            reasonCode: RC.clientIdNotValid,
+            reasonString: 'client id must equal the device id in the certificate',
+          };
+        }
+        const device = await devices.find(tenantId, deviceId);
+        if (!device || device.status !== 'active') {
+          const reason = device ? 'device disabled' : 'device not registered';
+          refused(t, 'mqtt.connect', reason);
+          return { ok: false, reasonCode: RC.notAuthorized, reasonString: reason };
+        }
+        const compiled = policy.compileFor({
+          type: 'device',
+          id: deviceId,
+          tenant: tenantId,
+          attributes: device.attributes,
+        });
+        if (!compiled.allows('mqtt:connect', resourceName(tenantId, 'client', connect.clientId))) {
+          refused(t, 'mqtt.connect', 'policy denies mqtt:connect');
+          return { ok: false, reasonCode: RC.notAuthorized, reasonString: 'not authorized' };
+        }
+        return {
+          ok: true,
+          principal: {
+            tenant: tenantId,
+            deviceId,
+            serial: t.identity.serial,
+            fingerprint256: t.identity.fingerprint256,
+            policy: compiled,
+          },
+        };
+      },
+      authorizePublish(client, packet: IPublishPacket) {
+        const s = client.principal;
+        if (s.policy.allows('mqtt:publish', resourceName(s.tenant, 'topic', packet.topic))) return true;
+        refused(client.transport as Transport, 'mqtt.publish', 'policy denies mqtt:publish', {
+          topic: packet.topic,
+        });
+        return {
+          ok: false,
+          reasonCode: RC.notAuthorized,
+          reasonString: `not authorized to publish to ${packet.topic}`,
+        };
+      },
+      authorizeSubscribe(client, filter) {
+        const s = client.principal;
+        if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) return true;
+        refused(client.transport as Transport, 'mqtt.subscribe', 'policy denies mqtt:subscribe', {
+          topic: filter,
+        });
+        return {
+          ok: false,
+          reasonCode: RC.notAuthorized,
+          reasonString: `not authorized to subscribe to ${filter}`,
+        };
+      },
+      authorizeDelivery(client, topic) {
+        const s = client.principal;
+        return s.policy.allows('mqtt:receive', resourceName(s.tenant, 'topic', topic));
+      },
+      async onPublish(client, packet) {
+        const s = client.principal;
+        const parsed = parseDeviceTopic(packet.topic);
+        if (parsed?.kind !== 'telemetry' || parsed.deviceId !== s.deviceId) return;
+        try {
+          await telemetry.ingest(s.tenant, s.deviceId, parsed.stream, packet.payload as Buffer);
+        } catch (err) {
+          if (isAppError(err)) {
+            if (err.kind !== 'unavailable') {
+              refused(client.transport as Transport, 'telemetry.ingest', `${err.code}: ${err.message}`, {
+                topic: packet.topic,
+              });
+            }
+            throw Object.assign(err, {
+              mqttReasonCode: mqttReasonByKind[err.kind],
+              mqttReasonString: `${err.code}: ${err.message}`,
+            });
+          }
+          logger.error({ err: String(err), deviceId: s.deviceId }, 'telemetry ingest failed');
+          throw Object.assign(new Error('ingest failed'), {
+            mqttReasonCode: RC.unspecified,
+            mqttReasonString: 'not stored',
+          });
+        }
+      },
+      onConnect(client) {
+        const s = client.principal;
+        live.set(key(s.tenant, s.deviceId), client);
+        // A revocation may have happened between the TLS handshake and this point.
+        if (pki.isRevoked(s.serial)) client.disconnect(RC.administrativeAction, 'certificate revoked');
+      },
+      onDisconnect(client) {
+        const s = client.principal;
+        if (!s) return;
+        const k = key(s.tenant, s.deviceId);
+        if (live.get(k) === client) live.delete(k);
+      },
+    },
+  });
+
+  const ticketKeys = randomBytes(48);
+  const tlsOptions = (ca: string) => ({
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: deps.tls.minVersion,
+    // Tickets survive a trust-anchor reload; revocation is still enforced on resumed sessions because
+    // identifyClient() checks the revocation set on every connection.
+    ticketKeys,
+    sessionTimeout: 3600,
+  });
+  const server = createServer(tlsOptions(deps.tls.ca));
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const t: Transport = {
+      remoteAddress: socket.remoteAddress ?? 'unknown',
+      remotePort: socket.remotePort ?? 0,
+    };
+    let cert: X509Certificate | undefined;
+    try {
+      cert = socket.getPeerX509Certificate();
+      if (!cert) throw Object.assign(new Error('no client certificate'), { code: 'ERR_PKI_CERT_IDENTITY' });
+      t.identity = pki.identifyClient(cert);
+    } catch (err) {
+      t.identityError = {
+        code: (err as { code?: string }).code ?? 'ERR_PKI',
+        message: (err as Error).message,
+      };
+    }
+    socket.on('error', () => {});
+    broker.handle(socket, t);
+  });
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    // Refused during the handshake: no certificate, unknown CA, expired, bad signature.
+    refused(
+      { remoteAddress: socket.remoteAddress ?? 'unknown' },
+      'mqtt.tls',
+      `${err.code ?? 'TLS'}: ${err.message}`,
+    );
+    socket.destroy();
+  });
+
+  const disconnectDevice = (tenant: string, deviceId: string, reason: string, serial?: string) => {
+    const c = live.get(key(tenant, deviceId));
+    if (!c || (serial !== undefined && c.principal.serial !== serial)) return 0;
+    c.disconnect(RC.administrativeAction, reason);
+    live.delete(key(tenant, deviceId));
+    return 1;
+  };
+  const offRevoked = pki.onRevoked((e) => {
+    if (e.deviceId) disconnectDevice(e.tenantId, e.deviceId, 'certificate revoked', e.serial);
+  });
+  const offDevices = devices.onEvent((e) => {
+    if (e.type === 'disabled' || e.type === 'deleted')
+      disconnectDevice(e.tenant, e.deviceId, `device ${e.type}`);
+  });
+
+  return {
+    broker,
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          resolve(typeof addr === 'object' && addr ? addr.port : port);
+        });
+      });
+    },
+    isConnected: (tenant, id) => live.has(key(tenant, id)),
+    disconnectDevice,
+    setTrustAnchors(ca) {
+      server.setSecureContext(tlsOptions(ca));
+    },
+    async close() {
+      offRevoked();
+      offDevices();
+      // Stop accepting first; the listener's close completes once the broker has closed every session.
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      await broker.close();
+      await stopped;
+    },
+  };
+}
