@@ -1,0 +1,815 @@
+import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { deviceUri, isValidDeviceId, parseDeviceUri } from '@bulwark/protocol';
+import { AppError, type Clock, type Ids, type Logger } from '../../kernel/index.ts';
+import { checkCsrIdentity, parseAndVerifyCsr } from './csr.ts';
+import {
+  PLATFORM_TENANT,
+  revocationReasons,
+  TENANT_ID_PATTERN,
+  type CaKeyProvider,
+  type CaKind,
+  type CaRecord,
+  type CertificatePage,
+  type CertificateRecord,
+  type ClientIdentity,
+  type IssuedCertificate,
+  type KeyProtector,
+  type ListCertificatesQuery,
+  type PkiStore,
+  type RevocationReason,
+  type RevokedEvent,
+  type ServerCertificate,
+  type ServerCertificateOptions,
+  type SignDeviceCsrInput,
+  type Signer,
+  type StoredCertificate,
+} from './model.ts';
+import { parseHostnames } from './names.ts';
+import { softwareCaKeys } from './signer.ts';
+import {
+  certPem,
+  asX509Key,
+  DAY_MS,
+  derInteger,
+  fingerprint256,
+  normalizeSerial,
+  OID,
+  pemEncode,
+  signingParams,
+  toSeconds,
+  useNodeCrypto,
+  x509,
+} from './x509.ts';
+
+export interface PkiServiceOptions {
+  store: PkiStore;
+  clock: Clock;
+  ids: Ids;
+  /** Seals CA private keys at rest (infra/keys). */
+  keys: KeyProtector;
+  logger: Logger;
+  /** Public base URL of the CRLs, e.g. `https://iot.example.com/pki/crl`; device certs then carry `${crlBaseUrl}/{tenant}.crl`. */
+  crlBaseUrl?: string;
+  /** How CA keys are made and opened; default: software keys sealed with `keys`. Plug an HSM/KMS in here. */
+  caKeys?: CaKeyProvider;
+  /** How long a CRL is valid (nextUpdate - thisUpdate); it is re-signed after half of it. Default 1 day. */
+  crlValidityMs?: number;
+}
+
+export interface PkiService {
+  /** Loads the CAs and the revoked-certificate set into memory (idempotent; call again to pick up other nodes' changes). */
+  load(): Promise<void>;
+  /** Creates the platform root and the tenant's issuing CA on first use. Idempotent. */
+  ensureHierarchy(tenantId: string): Promise<void>;
+  /** Installs an issuing CA signed elsewhere (root kept offline). `certPem` may carry the chain up to the root. */
+  importIssuingCa(tenantId: string, certPem: string, keyPem: string): Promise<void>;
+  issueServerCertificate(hostnames: string[], opts?: ServerCertificateOptions): Promise<ServerCertificate>;
+  signDeviceCsr(input: SignDeviceCsrInput): Promise<IssuedCertificate>;
+  /** Root + active tenant issuing CAs: the `ca` option of a TLS server that authenticates devices. */
+  trustAnchorsPem(): Promise<string>;
+  /** The platform root: what devices and other clients trust. */
+  rootCaPem(): Promise<string>;
+  /** Who a TLS client certificate belongs to; synchronous, from memory. Throws AppError(ERR_PKI_*). */
+  identifyClient(cert: NodeX509): ClientIdentity;
+  revokeCertificate(tenantId: string, serial: string, reason?: RevocationReason): Promise<CertificateRecord>;
+  revokeDeviceCertificates(
+    tenantId: string,
+    deviceId: string,
+    reason?: RevocationReason,
+  ): Promise<CertificateRecord[]>;
+  isRevoked(serial: string): boolean;
+  /** Called after each revocation (live sessions must be dropped). Returns an unsubscribe function. */
+  onRevoked(listener: (event: RevokedEvent) => void): () => void;
+  /** Called when trustAnchorsPem() changes (a tenant CA was added): rebuild TLS secure contexts. */
+  onTrustAnchorsChanged(listener: () => void): () => void;
+  listCertificates(query: ListCertificatesQuery): Promise<CertificatePage>;
+  getCertificate(tenantId: string, serial: string): Promise<CertificateRecord>;
+  crlPem(tenantId: string): Promise<string>;
+  crlDer(tenantId: string): Promise<Uint8Array>;
+}
+
+interface CaEntry {
+  record: CaRecord;
+  cert: x509.X509Certificate;
+  node: NodeX509;
+  pem: string;
+  /** Hex SubjectKeyIdentifier, copied into the AuthorityKeyIdentifier of what this CA signs. */
+  ski: string;
+  signer?: Promise<Signer> | undefined;
+}
+
+interface CachedCrl {
+  der: Uint8Array;
+  pem: string;
+  refreshAt: number;
+}
+
+const HOUR_MS = 3_600_000;
+const ROOT_DAYS = 3652;
+const ISSUING_DAYS = 1826;
+const DEVICE_DAYS = 90;
+const SERVER_DAYS = 365;
+const MAX_LEAF_DAYS = 397;
+/** Leaf notBefore is set a little in the past so devices whose clock lags still accept the certificate. */
+const LEAF_BACKDATE_MS = 5 * 60_000;
+const CA_BACKDATE_MS = HOUR_MS;
+
+const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+function checkTenant(tenantId: string): void {
+  if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
+    throw new AppError('ERR_PKI_TENANT_INVALID');
+  }
+}
+
+function checkValidityDays(days: number | undefined, fallback: number): number {
+  if (days === undefined) return fallback;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_LEAF_DAYS)
+    throw new AppError('ERR_PKI_VALIDITY_INVALID');
+  return days;
+}
+
+function checkReason(reason: RevocationReason | undefined): RevocationReason {
+  if (reason === undefined) return 'unspecified';
+  if (!(revocationReasons as readonly string[]).includes(reason))
+    throw new AppError('ERR_PKI_REVOCATION_REASON');
+  return reason;
+}
+
+function caId(kind: CaKind, tenantId: string | null, generation: number): string {
+  return tenantId === null ? `${kind}:${generation}` : `${kind}:${tenantId}:${generation}`;
+}
+
+function sameBytes(a: ArrayBuffer, b: ArrayBuffer): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+/** The only SAN our device certificates carry; node prints it as `URI:<uri>` (no quoting: no special characters). */
+const SAN_URI = /^URI:(urn:bulwark:[A-Za-z0-9._:-]+)$/;
+
+export function createPkiService(opts: PkiServiceOptions): PkiService {
+  useNodeCrypto();
+  const { store, clock, ids } = opts;
+  const logger = opts.logger.child({ module: 'pki' });
+  const caKeys = opts.caKeys ?? softwareCaKeys(opts.keys);
+  const crlValidityMs = opts.crlValidityMs ?? DAY_MS;
+  const crlBaseUrl = opts.crlBaseUrl?.replace(/\/+$/, '');
+
+  // In-memory view used by the synchronous hot path (identifyClient) and by issuance.
+  let loaded: Promise<void> | undefined;
+  let root: CaEntry | undefined;
+  let platformCa: CaEntry | undefined;
+  const issuing = new Map<string, CaEntry>();
+  const byIssuerName = new Map<string, CaEntry[]>();
+  const revokedSerials = new Set<string>();
+  const revokedFingerprints = new Set<string>();
+  const crlCache = new Map<string, Promise<CachedCrl>>();
+  const lastCrlNumber = new Map<string, bigint>();
+  const revokedListeners = new Set<(event: RevokedEvent) => void>();
+  const trustListeners = new Set<() => void>();
+  // CA creation is serialized in this process; across nodes the deterministic CA id decides (insertCa).
+  let caLock: Promise<unknown> = Promise.resolve();
+
+  function serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const next = caLock.then(fn, fn);
+    caLock = next.catch(() => {});
+    return next;
+  }
+
+  function entryOf(record: CaRecord, previous?: CaEntry): CaEntry {
+    const cert = new x509.X509Certificate(record.certPem);
+    const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+    if (!ski) throw new AppError('ERR_PKI_CA_KEY', undefined, { detail: `CA ${record.id} has no SKI` });
+    const entry: CaEntry = { record, cert, node: new NodeX509(record.certPem), pem: certPem(cert), ski };
+    if (previous?.record.id === record.id && previous.signer) entry.signer = previous.signer;
+    return entry;
+  }
+
+  function index(entry: CaEntry): void {
+    const { record } = entry;
+    if (record.kind === 'root') root = entry;
+    else if (record.kind === 'platform') platformCa = entry;
+    else if (record.tenantId !== null) issuing.set(record.tenantId, entry);
+    if (record.kind === 'issuing') {
+      const list = (byIssuerName.get(entry.node.subject) ?? []).filter((e) => e.record.id !== record.id);
+      list.push(entry);
+      byIssuerName.set(entry.node.subject, list);
+    }
+  }
+
+  function emitTrustChanged(): void {
+    for (const l of trustListeners) {
+      try {
+        l();
+      } catch (err) {
+        logger.error({ err }, 'trust-anchor listener failed');
+      }
+    }
+  }
+
+  async function reload(): Promise<void> {
+    const cas = await store.listActiveCas();
+    const previous = new Map<string, CaEntry>();
+    for (const e of [root, platformCa, ...issuing.values()]) if (e) previous.set(e.record.id, e);
+    root = undefined;
+    platformCa = undefined;
+    issuing.clear();
+    byIssuerName.clear();
+    for (const record of cas) index(entryOf(record, previous.get(record.id)));
+    const revoked = await store.listRevoked(clock.now());
+    revokedSerials.clear();
+    revokedFingerprints.clear();
+    for (const r of revoked) {
+      revokedSerials.add(r.serial);
+      revokedFingerprints.add(r.fingerprint256);
+    }
+  }
+
+  function ensureLoaded(): Promise<void> {
+    loaded ??= reload().catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    });
+    return loaded;
+  }
+
+  async function signerOf(entry: CaEntry): Promise<Signer> {
+    entry.signer ??= (async () => {
+      if (entry.record.keyEnc === null) {
+        throw new AppError('ERR_PKI_CA_KEY', undefined, { detail: `CA ${entry.record.id} key is offline` });
+      }
+      const signer = await caKeys.open(entry.record.keyEnc);
+      // A sealed key swapped between rows would sign certificates nobody can verify: refuse it.
+      const spki = await webcrypto.subtle.exportKey('spki', signer.publicKey);
+      if (!sameBytes(spki, entry.cert.publicKey.rawData)) {
+        throw new AppError('ERR_PKI_CA_KEY', undefined, {
+          detail: `CA ${entry.record.id} key does not match its certificate`,
+        });
+      }
+      return signer;
+    })().catch((err: unknown) => {
+      entry.signer = undefined;
+      throw err;
+    });
+    return entry.signer;
+  }
+
+  async function createCa(
+    kind: CaKind,
+    tenantId: string | null,
+    issuer: CaEntry | undefined,
+  ): Promise<CaEntry> {
+    const id = caId(kind, tenantId, 1);
+    const { signer, keyEnc } = await caKeys.generate();
+    const now = clock.now();
+    const notBefore = toSeconds(now - CA_BACKDATE_MS);
+    let notAfter = toSeconds(now + (kind === 'root' ? ROOT_DAYS : ISSUING_DAYS) * DAY_MS);
+    if (issuer) notAfter = Math.min(notAfter, issuer.record.notAfter);
+    const tag = ids.serial().slice(0, 8);
+    const cn =
+      kind === 'root'
+        ? `Bulwark Root CA ${tag}`
+        : kind === 'platform'
+          ? `Bulwark Platform Issuing CA ${tag}`
+          : `Bulwark Issuing CA ${tenantId} ${tag}`;
+    const subject = [{ CN: [cn] }, { O: ['Bulwark'] }, ...(tenantId ? [{ OU: [tenantId] }] : [])];
+    const ski = await x509.SubjectKeyIdentifierExtension.create(asX509Key(signer.publicKey));
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(true, kind === 'root' ? 1 : 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ski,
+    ];
+    if (issuer) {
+      extensions.push(new x509.AuthorityKeyIdentifierExtension(issuer.ski, false));
+      // EKU in a CA certificate constrains what it can usefully issue (OpenSSL checks it along the chain):
+      // a tenant CA can only mint client certificates, the platform CA only server certificates.
+      extensions.push(
+        new x509.ExtendedKeyUsageExtension([kind === 'platform' ? OID.serverAuth : OID.clientAuth], false),
+      );
+    }
+    const signing = signingParams(issuer ? await signerOf(issuer) : signer);
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: ids.serial(),
+        subject,
+        issuer: issuer ? issuer.cert.subjectName : subject,
+        notBefore: new Date(notBefore),
+        notAfter: new Date(notAfter),
+        publicKey: asX509Key(signer.publicKey),
+        signingKey: signing.signingKey,
+        signingAlgorithm: signing.signingAlgorithm,
+        extensions,
+      },
+      signing.crypto,
+    );
+    const record: CaRecord = {
+      id,
+      tenantId,
+      kind,
+      subject: cert.subject,
+      serial: normalizeSerial(cert.serialNumber),
+      certPem: certPem(cert),
+      keyEnc,
+      notBefore,
+      notAfter,
+      status: 'active',
+      createdAt: now,
+    };
+    if (!(await store.insertCa(record))) {
+      // Another node created it first: use theirs, drop our key.
+      const theirs = await store.getCa(id);
+      if (!theirs || theirs.status !== 'active') {
+        throw new AppError('ERR_PKI_CA_KEY', undefined, { detail: `CA ${id} exists but is not active` });
+      }
+      const entry = entryOf(theirs);
+      index(entry);
+      return entry;
+    }
+    const entry = entryOf(record);
+    entry.signer = Promise.resolve(signer);
+    index(entry);
+    logger.info({ caId: id, kind, tenantId, notAfter }, 'certificate authority created');
+    return entry;
+  }
+
+  function ensureRoot(): Promise<CaEntry> {
+    if (root) return Promise.resolve(root);
+    return serialized(async () => root ?? createCa('root', null, undefined));
+  }
+
+  async function ensurePlatformCa(): Promise<CaEntry> {
+    if (platformCa) return platformCa;
+    const r = await ensureRoot();
+    return serialized(async () => platformCa ?? createCa('platform', null, r));
+  }
+
+  async function ensureIssuing(tenantId: string): Promise<CaEntry> {
+    const existing = issuing.get(tenantId);
+    if (existing) return existing;
+    const r = await ensureRoot();
+    let created = false;
+    const entry = await serialized(async () => {
+      const found = issuing.get(tenantId);
+      if (found) return found;
+      created = true;
+      return createCa('issuing', tenantId, r);
+    });
+    if (created) emitTrustChanged();
+    return entry;
+  }
+
+  function liveCa(entry: CaEntry): CaEntry {
+    if (entry.record.notAfter <= clock.now()) {
+      throw new AppError('ERR_UNAVAILABLE', undefined, { detail: `CA ${entry.record.id} has expired` });
+    }
+    return entry;
+  }
+
+  function leafWindow(ca: CaEntry, days: number): { notBefore: number; notAfter: number } {
+    const now = clock.now();
+    return {
+      notBefore: toSeconds(now - LEAF_BACKDATE_MS),
+      notAfter: Math.min(toSeconds(now + days * DAY_MS), ca.record.notAfter),
+    };
+  }
+
+  function view(c: StoredCertificate): CertificateRecord {
+    return { ...c, status: c.status === 'active' && c.notAfter <= clock.now() ? 'expired' : c.status };
+  }
+
+  function emitRevoked(c: StoredCertificate): void {
+    revokedSerials.add(c.serial);
+    revokedFingerprints.add(c.fingerprint256);
+    crlCache.delete(c.caId);
+    const event: RevokedEvent = {
+      tenantId: c.tenantId,
+      deviceId: c.deviceId,
+      serial: c.serial,
+      fingerprint256: c.fingerprint256,
+    };
+    logger.info({ ...event, reason: c.revocationReason }, 'certificate revoked');
+    for (const l of revokedListeners) {
+      try {
+        l(event);
+      } catch (err) {
+        logger.error({ err, serial: c.serial }, 'revocation listener failed');
+      }
+    }
+  }
+
+  async function buildCrl(ca: CaEntry): Promise<CachedCrl> {
+    const signer = await signerOf(ca);
+    const now = clock.now();
+    const thisUpdate = toSeconds(now);
+    const entries = await store.listRevokedByCa(ca.record.id, now);
+    // RFC 5280 §5.2.3: monotonically increasing. Epoch milliseconds keep it increasing across restarts
+    // and nodes without shared state (the scheme Let's Encrypt's Boulder uses).
+    const previous = lastCrlNumber.get(ca.record.id) ?? 0n;
+    const number = BigInt(now) > previous ? BigInt(now) : previous + 1n;
+    lastCrlNumber.set(ca.record.id, number);
+    const signing = signingParams(signer);
+    const crl = await x509.X509CrlGenerator.create(
+      {
+        issuer: ca.cert.subjectName,
+        thisUpdate: new Date(thisUpdate),
+        nextUpdate: new Date(thisUpdate + crlValidityMs),
+        entries: entries.map((e) => ({
+          serialNumber: e.serial,
+          revocationDate: new Date(toSeconds(e.revokedAt ?? now)),
+          reason: x509.X509CrlReason[e.revocationReason ?? 'unspecified'],
+        })),
+        extensions: [
+          new x509.AuthorityKeyIdentifierExtension(ca.ski, false),
+          new x509.Extension(OID.crlNumber, false, derInteger(number)),
+        ],
+        signingKey: signing.signingKey,
+        signingAlgorithm: signing.signingAlgorithm,
+      },
+      signing.crypto,
+    );
+    const der = new Uint8Array(crl.rawData);
+    // Not crl.toString('pem'): that writes `BEGIN CRL`, which OpenSSL and node reject.
+    return { der, pem: pemEncode(der, 'X509 CRL'), refreshAt: thisUpdate + crlValidityMs / 2 };
+  }
+
+  async function currentCrl(tenantId: string): Promise<CachedCrl> {
+    checkTenant(tenantId);
+    await ensureLoaded();
+    const ca = issuing.get(tenantId);
+    if (!ca) throw new AppError('ERR_PKI_CA_NOT_FOUND');
+    const cached = crlCache.get(ca.record.id);
+    if (cached) {
+      const crl = await cached;
+      if (clock.now() < crl.refreshAt && crlCache.get(ca.record.id) === cached) return crl;
+    }
+    const building = buildCrl(ca);
+    crlCache.set(ca.record.id, building);
+    building.catch(() => {
+      if (crlCache.get(ca.record.id) === building) crlCache.delete(ca.record.id);
+    });
+    return building;
+  }
+
+  function encodeCursor(c: StoredCertificate): string {
+    return Buffer.from(JSON.stringify([c.createdAt, c.serial])).toString('base64url');
+  }
+
+  function decodeCursor(cursor: string): { createdAt: number; serial: string } {
+    try {
+      const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+      if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
+        return { createdAt: v[0] as number, serial: v[1] };
+      }
+    } catch {
+      // fall through
+    }
+    throw new AppError('ERR_PAGE_CURSOR');
+  }
+
+  const service: PkiService = {
+    load: () => {
+      loaded = reload().catch((err: unknown) => {
+        loaded = undefined;
+        throw err;
+      });
+      return loaded;
+    },
+
+    async ensureHierarchy(tenantId) {
+      checkTenant(tenantId);
+      await ensureLoaded();
+      await ensureIssuing(tenantId);
+    },
+
+    async importIssuingCa(tenantId, certPemIn, keyPem) {
+      checkTenant(tenantId);
+      await ensureLoaded();
+      await serialized(async () => {
+        if (issuing.has(tenantId)) throw new AppError('ERR_PKI_CA_EXISTS');
+        const r = root ?? (await createCa('root', null, undefined));
+        const invalid = (detail: string, cause?: unknown) =>
+          new AppError('ERR_PKI_CA_INVALID', undefined, { detail, cause });
+        let cert: x509.X509Certificate;
+        try {
+          cert = new x509.X509Certificate(certPemIn);
+        } catch (cause) {
+          throw invalid('certificate does not parse', cause);
+        }
+        const bc = cert.getExtension(x509.BasicConstraintsExtension);
+        const ku = cert.getExtension(x509.KeyUsagesExtension);
+        if (!bc?.ca || !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+          throw invalid('not a CA certificate with keyCertSign');
+        }
+        if (!(await cert.verify({ publicKey: r.cert.publicKey, signatureOnly: true }))) {
+          throw invalid('not signed by the platform root');
+        }
+        const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+        if (!ski) throw invalid('no subjectKeyIdentifier');
+        let pkcs8: Uint8Array;
+        try {
+          const pem = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(keyPem);
+          if (!pem?.[1]) throw new Error('no PKCS#8 PEM');
+          pkcs8 = new Uint8Array(Buffer.from(pem[1].replace(/\s+/g, ''), 'base64'));
+        } catch (cause) {
+          throw invalid('key is not a PKCS#8 PEM', cause);
+        }
+        let imported: { signer: Signer; keyEnc: string };
+        try {
+          imported = await caKeys.importPkcs8(pkcs8);
+        } catch (cause) {
+          throw invalid('key is not an ECDSA P-256/P-384 key', cause);
+        } finally {
+          pkcs8.fill(0);
+        }
+        const spki = await webcrypto.subtle.exportKey('spki', imported.signer.publicKey);
+        if (!sameBytes(spki, cert.publicKey.rawData)) throw invalid('key does not match the certificate');
+        const now = clock.now();
+        const record: CaRecord = {
+          id: caId('issuing', tenantId, 1),
+          tenantId,
+          kind: 'issuing',
+          subject: cert.subject,
+          serial: normalizeSerial(cert.serialNumber),
+          certPem: certPem(cert),
+          keyEnc: imported.keyEnc,
+          notBefore: cert.notBefore.getTime(),
+          notAfter: cert.notAfter.getTime(),
+          status: 'active',
+          createdAt: now,
+        };
+        if (record.notAfter <= now) throw invalid('certificate has expired');
+        if (!(await store.insertCa(record))) throw new AppError('ERR_PKI_CA_EXISTS');
+        const entry = entryOf(record);
+        entry.signer = Promise.resolve(imported.signer);
+        index(entry);
+        logger.info({ caId: record.id, tenantId }, 'issuing CA imported');
+      });
+      emitTrustChanged();
+    },
+
+    async issueServerCertificate(hostnames, options = {}) {
+      const names = parseHostnames(hostnames);
+      const days = checkValidityDays(options.validityDays, SERVER_DAYS);
+      await ensureLoaded();
+      const ca = liveCa(await ensurePlatformCa());
+      const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
+      const { notBefore, notAfter } = leafWindow(ca, days);
+      const signing = signingParams(await signerOf(ca));
+      const first = names.find((n) => n.type === 'dns') ?? names[0];
+      const subject = [{ CN: [first?.value ?? ''] }, { O: ['Bulwark'] }];
+      const cert = await x509.X509CertificateGenerator.create(
+        {
+          serialNumber: ids.serial(),
+          subject,
+          issuer: ca.cert.subjectName,
+          notBefore: new Date(notBefore),
+          notAfter: new Date(notAfter),
+          publicKey: asX509Key(keys.publicKey),
+          signingKey: signing.signingKey,
+          signingAlgorithm: signing.signingAlgorithm,
+          extensions: [
+            new x509.BasicConstraintsExtension(false, undefined, true),
+            new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+            new x509.ExtendedKeyUsageExtension([OID.serverAuth], false),
+            new x509.SubjectAlternativeNameExtension(names, false),
+            await x509.SubjectKeyIdentifierExtension.create(asX509Key(keys.publicKey)),
+            new x509.AuthorityKeyIdentifierExtension(ca.ski, false),
+          ],
+        },
+        signing.crypto,
+      );
+      const pem = certPem(cert);
+      const stored: StoredCertificate = {
+        serial: normalizeSerial(cert.serialNumber),
+        tenantId: PLATFORM_TENANT,
+        caId: ca.record.id,
+        deviceId: null,
+        kind: 'server',
+        subject: cert.subject,
+        sans: names.map((n) => `${n.type === 'dns' ? 'DNS' : 'IP'}:${n.value}`),
+        keyType: 'P-256',
+        fingerprint256: fingerprint256(cert.rawData),
+        notBefore,
+        notAfter,
+        pem,
+        status: 'active',
+        revokedAt: null,
+        revocationReason: null,
+        createdAt: clock.now(),
+      };
+      await store.insertCertificate(stored);
+      const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+      const keyPem = pemEncode(pkcs8, 'PRIVATE KEY');
+      pkcs8.fill(0);
+      logger.info({ serial: stored.serial, sans: stored.sans, notAfter }, 'server certificate issued');
+      return { certPem: pem, keyPem, chainPem: pem + ca.pem, notAfter, serial: stored.serial };
+    },
+
+    async signDeviceCsr(input) {
+      const { tenantId, deviceId } = input;
+      checkTenant(tenantId);
+      if (typeof deviceId !== 'string' || !isValidDeviceId(deviceId))
+        throw new AppError('ERR_DEVICE_INVALID_ID');
+      const days = checkValidityDays(input.validityDays, DEVICE_DAYS);
+      const csr = await parseAndVerifyCsr(input.csrPem);
+      checkCsrIdentity(csr.csr, tenantId, deviceId);
+      await ensureLoaded();
+      const ca = liveCa(await ensureIssuing(tenantId));
+      const r = root;
+      if (!r) throw new AppError('ERR_PKI_CA_NOT_FOUND');
+      const { notBefore, notAfter } = leafWindow(ca, days);
+      const uri = deviceUri(tenantId, deviceId);
+      const extensions: x509.Extension[] = [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([OID.clientAuth], false),
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }], false),
+        await x509.SubjectKeyIdentifierExtension.create(csr.csr.publicKey),
+        new x509.AuthorityKeyIdentifierExtension(ca.ski, false),
+      ];
+      if (crlBaseUrl)
+        extensions.push(new x509.CRLDistributionPointsExtension([`${crlBaseUrl}/${tenantId}.crl`]));
+      const signing = signingParams(await signerOf(ca));
+      const cert = await x509.X509CertificateGenerator.create(
+        {
+          serialNumber: ids.serial(),
+          subject: [{ CN: [deviceId] }, { O: [tenantId] }],
+          issuer: ca.cert.subjectName,
+          notBefore: new Date(notBefore),
+          notAfter: new Date(notAfter),
+          publicKey: csr.csr.publicKey,
+          signingKey: signing.signingKey,
+          signingAlgorithm: signing.signingAlgorithm,
+          extensions,
+        },
+        signing.crypto,
+      );
+      const pem = certPem(cert);
+      const stored: StoredCertificate = {
+        serial: normalizeSerial(cert.serialNumber),
+        tenantId,
+        caId: ca.record.id,
+        deviceId,
+        kind: 'device',
+        subject: cert.subject,
+        sans: [`URI:${uri}`],
+        keyType: csr.keyType,
+        fingerprint256: fingerprint256(cert.rawData),
+        notBefore,
+        notAfter,
+        pem,
+        status: 'active',
+        revokedAt: null,
+        revocationReason: null,
+        createdAt: clock.now(),
+      };
+      await store.insertCertificate(stored);
+      logger.info(
+        { tenantId, deviceId, serial: stored.serial, keyType: csr.keyType, notAfter },
+        'device certificate issued',
+      );
+      return {
+        serial: stored.serial,
+        certificatePem: pem,
+        chainPem: pem + ca.pem,
+        caPem: r.pem,
+        notBefore,
+        notAfter,
+        fingerprint256: stored.fingerprint256,
+        keyType: csr.keyType,
+      };
+    },
+
+    async trustAnchorsPem() {
+      await ensureLoaded();
+      const r = await ensureRoot();
+      return [r.pem, ...[...issuing.values()].map((e) => e.pem)].join('');
+    },
+
+    async rootCaPem() {
+      await ensureLoaded();
+      return (await ensureRoot()).pem;
+    },
+
+    identifyClient(cert) {
+      if (loaded === undefined || root === undefined) {
+        throw new AppError('ERR_UNAVAILABLE', undefined, { detail: 'PKI not loaded' });
+      }
+      // 1. Issued by one of our tenant issuing CAs: name match first (cheap), then the signature.
+      const ca = (byIssuerName.get(cert.issuer) ?? []).find((c) => {
+        try {
+          return cert.checkIssued(c.node) && cert.verify(c.node.publicKey);
+        } catch {
+          return false;
+        }
+      });
+      if (!ca || ca.record.tenantId === null) throw new AppError('ERR_PKI_UNKNOWN_ISSUER');
+      const serial = normalizeSerial(cert.serialNumber);
+      const fp = cert.fingerprint256;
+      // 2. Revocation, from memory: this is what catches resumed TLS sessions, which skip verification.
+      if (revokedSerials.has(serial) || revokedFingerprints.has(fp)) {
+        throw new AppError('ERR_PKI_CERT_REVOKED', undefined, { detail: `serial ${serial}` });
+      }
+      // 3. Validity per the injected clock, for the certificate and its CA.
+      const now = clock.now();
+      const notAfter = cert.validToDate.getTime();
+      if (now < cert.validFromDate.getTime()) throw new AppError('ERR_PKI_CERT_NOT_YET_VALID');
+      if (now > notAfter || now > ca.record.notAfter) throw new AppError('ERR_PKI_CERT_EXPIRED');
+      // 4. An end-entity certificate for TLS client authentication.
+      if (cert.ca || !(cert.keyUsage ?? []).includes(OID.clientAuth))
+        throw new AppError('ERR_PKI_CERT_USAGE');
+      // 5. Exactly one SAN, the device URI, in the CA's own tenant.
+      const m = SAN_URI.exec(cert.subjectAltName ?? '');
+      const id = m?.[1] ? parseDeviceUri(m[1]) : undefined;
+      if (!id) throw new AppError('ERR_PKI_CERT_IDENTITY');
+      if (id.tenant !== ca.record.tenantId) {
+        throw new AppError('ERR_PKI_UNKNOWN_ISSUER', undefined, {
+          detail: `certificate names tenant ${id.tenant}, issued by CA of ${ca.record.tenantId}`,
+        });
+      }
+      return { tenantId: id.tenant, deviceId: id.deviceId, serial, fingerprint256: fp, notAfter };
+    },
+
+    async revokeCertificate(tenantId, serialIn, reasonIn) {
+      checkTenant(tenantId);
+      const reason = checkReason(reasonIn);
+      const serial = normalizeSerial(String(serialIn));
+      await ensureLoaded();
+      const revoked = await store.revokeCertificate(tenantId, serial, clock.now(), reason);
+      if (revoked) {
+        emitRevoked(revoked);
+        return view(revoked);
+      }
+      const existing = await store.getCertificate(tenantId, serial);
+      if (!existing) throw new AppError('ERR_PKI_CERT_NOT_FOUND');
+      return view(existing); // already revoked: idempotent
+    },
+
+    async revokeDeviceCertificates(tenantId, deviceId, reasonIn) {
+      checkTenant(tenantId);
+      const reason = checkReason(reasonIn);
+      await ensureLoaded();
+      const out: CertificateRecord[] = [];
+      for (const c of await store.listActiveDeviceCertificates(tenantId, deviceId)) {
+        const revoked = await store.revokeCertificate(tenantId, c.serial, clock.now(), reason);
+        if (revoked) {
+          emitRevoked(revoked);
+          out.push(view(revoked));
+        }
+      }
+      return out;
+    },
+
+    isRevoked(serial) {
+      return revokedSerials.has(normalizeSerial(serial));
+    },
+
+    onRevoked(listener) {
+      revokedListeners.add(listener);
+      return () => revokedListeners.delete(listener);
+    },
+
+    onTrustAnchorsChanged(listener) {
+      trustListeners.add(listener);
+      return () => trustListeners.delete(listener);
+    },
+
+    async listCertificates(query) {
+      checkTenant(query.tenantId);
+      const limit = query.limit ?? 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+        throw new AppError('ERR_VALIDATION', undefined, {
+          errors: [{ path: 'limit', message: 'must be an integer from 1 to 500' }],
+        });
+      }
+      const rows = await store.listCertificates({
+        tenantId: query.tenantId,
+        ...(query.deviceId !== undefined ? { deviceId: query.deviceId } : {}),
+        ...(query.status !== undefined ? { status: query.status } : {}),
+        ...(query.expiringBefore !== undefined ? { expiringBefore: query.expiringBefore } : {}),
+        ...(query.cursor !== undefined ? { after: decodeCursor(query.cursor) } : {}),
+        now: clock.now(),
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { items: page.map(view), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    },
+
+    async getCertificate(tenantId, serial) {
+      checkTenant(tenantId);
+      const c = await store.getCertificate(tenantId, normalizeSerial(String(serial)));
+      if (!c) throw new AppError('ERR_PKI_CERT_NOT_FOUND');
+      return view(c);
+    },
+
+    async crlPem(tenantId) {
+      return (await currentCrl(tenantId)).pem;
+    },
+
+    async crlDer(tenantId) {
+      return (await currentCrl(tenantId)).der.slice();
+    },
+  };
+  return service;
+}

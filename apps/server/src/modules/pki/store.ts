@@ -1,0 +1,231 @@
+import { isUniqueViolation, type Db } from '../../kernel/index.ts';
+import type {
+  CaKind,
+  CaRecord,
+  CaStatus,
+  CertificateKind,
+  CertificateQuery,
+  KeyType,
+  PkiStore,
+  RevocationReason,
+  StoredCertificate,
+  StoredCertificateStatus,
+} from './model.ts';
+
+interface CaRow {
+  id: string;
+  tenant_id: string | null;
+  kind: string;
+  subject: string;
+  serial: string;
+  cert_pem: string;
+  key_enc: string | null;
+  not_before: number | string;
+  not_after: number | string;
+  status: string;
+  created_at: number | string;
+}
+
+interface CertRow {
+  serial: string;
+  tenant_id: string;
+  ca_id: string;
+  device_id: string | null;
+  kind: string;
+  subject: string;
+  sans: string;
+  key_type: string;
+  fingerprint256: string;
+  not_before: number | string;
+  not_after: number | string;
+  pem: string;
+  status: string;
+  revoked_at: number | string | null;
+  revocation_reason: string | null;
+  created_at: number | string;
+}
+
+const CA_COLUMNS =
+  'id, tenant_id, kind, subject, serial, cert_pem, key_enc, not_before, not_after, status, created_at';
+const CERT_COLUMNS =
+  'serial, tenant_id, ca_id, device_id, kind, subject, sans, key_type, fingerprint256, not_before, not_after, pem, status, revoked_at, revocation_reason, created_at';
+
+function toCa(r: CaRow): CaRecord {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    kind: r.kind as CaKind,
+    subject: r.subject,
+    serial: r.serial,
+    certPem: r.cert_pem,
+    keyEnc: r.key_enc,
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    status: r.status as CaStatus,
+    createdAt: Number(r.created_at),
+  };
+}
+
+function toCert(r: CertRow): StoredCertificate {
+  return {
+    serial: r.serial,
+    tenantId: r.tenant_id,
+    caId: r.ca_id,
+    deviceId: r.device_id,
+    kind: r.kind as CertificateKind,
+    subject: r.subject,
+    sans: JSON.parse(r.sans) as string[],
+    keyType: r.key_type as KeyType,
+    fingerprint256: r.fingerprint256,
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    pem: r.pem,
+    status: r.status as StoredCertificateStatus,
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+    revocationReason: r.revocation_reason as RevocationReason | null,
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** PkiStore over the shared Db port: the same SQL for SQLite and PostgreSQL. */
+export function createPkiStore(db: Db): PkiStore {
+  return {
+    async listActiveCas() {
+      const rows = await db.all<CaRow>(
+        `SELECT ${CA_COLUMNS} FROM cas WHERE status = ? ORDER BY created_at, id`,
+        ['active'],
+      );
+      return rows.map(toCa);
+    },
+
+    async getCa(id) {
+      const row = await db.get<CaRow>(`SELECT ${CA_COLUMNS} FROM cas WHERE id = ?`, [id]);
+      return row ? toCa(row) : undefined;
+    },
+
+    async insertCa(ca) {
+      try {
+        await db.run(`INSERT INTO cas (${CA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+          ca.id,
+          ca.tenantId,
+          ca.kind,
+          ca.subject,
+          ca.serial,
+          ca.certPem,
+          ca.keyEnc,
+          ca.notBefore,
+          ca.notAfter,
+          ca.status,
+          ca.createdAt,
+        ]);
+        return true;
+      } catch (err) {
+        if (isUniqueViolation(err)) return false;
+        throw err;
+      }
+    },
+
+    async insertCertificate(c) {
+      await db.run(
+        `INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          c.serial,
+          c.tenantId,
+          c.caId,
+          c.deviceId,
+          c.kind,
+          c.subject,
+          JSON.stringify(c.sans),
+          c.keyType,
+          c.fingerprint256,
+          c.notBefore,
+          c.notAfter,
+          c.pem,
+          c.status,
+          c.revokedAt,
+          c.revocationReason,
+          c.createdAt,
+        ],
+      );
+    },
+
+    async getCertificate(tenantId, serial) {
+      const row = await db.get<CertRow>(
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE tenant_id = ? AND serial = ?`,
+        [tenantId, serial],
+      );
+      return row ? toCert(row) : undefined;
+    },
+
+    async listCertificates(q: CertificateQuery) {
+      const where: string[] = ['tenant_id = ?'];
+      const params: (string | number)[] = [q.tenantId];
+      if (q.deviceId !== undefined) {
+        where.push('device_id = ?');
+        params.push(q.deviceId);
+      }
+      if (q.status === 'revoked') {
+        where.push('status = ?');
+        params.push('revoked');
+      } else if (q.status === 'active') {
+        where.push('status = ? AND not_after > ?');
+        params.push('active', q.now);
+      } else if (q.status === 'expired') {
+        where.push('status = ? AND not_after <= ?');
+        params.push('active', q.now);
+      }
+      if (q.expiringBefore !== undefined) {
+        where.push('not_after < ?');
+        params.push(q.expiringBefore);
+      }
+      if (q.after) {
+        where.push('(created_at > ? OR (created_at = ? AND serial > ?))');
+        params.push(q.after.createdAt, q.after.createdAt, q.after.serial);
+      }
+      params.push(q.limit);
+      const rows = await db.all<CertRow>(
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE ${where.join(' AND ')} ORDER BY created_at, serial LIMIT ?`,
+        params,
+      );
+      return rows.map(toCert);
+    },
+
+    async listActiveDeviceCertificates(tenantId, deviceId) {
+      const rows = await db.all<CertRow>(
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE tenant_id = ? AND device_id = ? AND status = ? ORDER BY created_at, serial`,
+        [tenantId, deviceId, 'active'],
+      );
+      return rows.map(toCert);
+    },
+
+    async revokeCertificate(tenantId, serial, at, reason) {
+      return db.transaction(async (tx) => {
+        const { changes } = await tx.run(
+          'UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? WHERE tenant_id = ? AND serial = ? AND status = ?',
+          ['revoked', at, reason, tenantId, serial, 'active'],
+        );
+        if (changes === 0) return undefined;
+        const row = await tx.get<CertRow>(
+          `SELECT ${CERT_COLUMNS} FROM certificates WHERE tenant_id = ? AND serial = ?`,
+          [tenantId, serial],
+        );
+        return row ? toCert(row) : undefined;
+      });
+    },
+
+    async listRevokedByCa(caId, now) {
+      const rows = await db.all<CertRow>(
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE ca_id = ? AND status = ? AND not_after > ? ORDER BY revoked_at, serial`,
+        [caId, 'revoked', now],
+      );
+      return rows.map(toCert);
+    },
+
+    async listRevoked(now) {
+      return db.all<{ serial: string; fingerprint256: string }>(
+        'SELECT serial, fingerprint256 FROM certificates WHERE status = ? AND not_after > ?',
+        ['revoked', now],
+      );
+    },
+  };
+}
