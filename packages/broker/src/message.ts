@@ -1,0 +1,163 @@
+import mqtt from 'mqtt-packet';
+import type { IPublishPacket, QoS } from 'mqtt-packet';
+import type { MessageProperties, RoutedMessage, StoredMessage } from './types.ts';
+
+const generate = mqtt.generate;
+
+/**
+ * A message being routed. One instance is shared by every subscriber it goes to; the encoded
+ * PUBLISH is cached per (protocol level, QoS, retain flag) so fan-out encodes once.
+ */
+export class Message {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: QoS;
+  readonly retain: boolean;
+  readonly properties: MessageProperties | undefined;
+  /** Epoch ms after which it is not delivered, 0 for never [MQTT-3.3.2-5] v5. */
+  readonly expiresAt: number;
+  /** Publishing client id, for No Local; undefined when the server published it. */
+  readonly origin: string | undefined;
+  #encoded: (Buffer | undefined)[] | undefined = undefined;
+
+  constructor(
+    topic: string,
+    payload: Buffer,
+    qos: QoS,
+    retain: boolean,
+    properties: MessageProperties | undefined,
+    expiresAt: number,
+    origin: string | undefined,
+  ) {
+    this.topic = topic;
+    this.payload = payload;
+    this.qos = qos;
+    this.retain = retain;
+    this.properties = properties;
+    this.expiresAt = expiresAt;
+    this.origin = origin;
+  }
+
+  static fromStored(m: StoredMessage | RoutedMessage, origin?: string): Message {
+    return new Message(m.topic, m.payload, m.qos, m.retain, m.properties, m.expiresAt ?? 0, origin);
+  }
+
+  toStored(qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): StoredMessage {
+    const s: StoredMessage = { topic: this.topic, payload: this.payload, qos, retain };
+    if (this.properties !== undefined) s.properties = this.properties;
+    if (this.expiresAt !== 0) s.expiresAt = this.expiresAt;
+    if (subscriptionIds !== undefined) s.subscriptionIds = subscriptionIds;
+    return s;
+  }
+
+  toRouted(): RoutedMessage {
+    const r: RoutedMessage = { topic: this.topic, payload: this.payload, qos: this.qos, retain: this.retain };
+    if (this.properties !== undefined) r.properties = this.properties;
+    if (this.expiresAt !== 0) r.expiresAt = this.expiresAt;
+    if (this.origin !== undefined) r.origin = this.origin;
+    return r;
+  }
+
+  /**
+   * Encoded PUBLISH. `alias` > 0 sends a topic alias (with the topic when `aliasNew`, else an empty
+   * topic); `subscriptionIds` and a message expiry make the encoding specific to one delivery.
+   */
+  encode(
+    qos: QoS,
+    retain: boolean,
+    dup: boolean,
+    packetId: number,
+    v5: boolean,
+    subscriptionIds: number[] | undefined,
+    alias: number,
+    aliasNew: boolean,
+    now: number,
+  ): Buffer {
+    if (dup || (v5 && (subscriptionIds !== undefined || alias !== 0 || this.expiresAt !== 0))) {
+      return this.#encodeOnce(qos, retain, dup, packetId, v5, subscriptionIds, alias, aliasNew, now);
+    }
+    const index = (v5 ? 1 : 0) | (retain ? 2 : 0) | (qos << 2);
+    const cache = (this.#encoded ??= []);
+    let buf = cache[index];
+    if (buf === undefined) {
+      buf = this.#encodeOnce(qos, retain, false, 0, v5, undefined, 0, false, now);
+      cache[index] = buf;
+    }
+    if (qos === 0) return buf;
+    const out = Buffer.allocUnsafe(buf.length);
+    buf.copy(out);
+    out.writeUInt16BE(packetId, packetIdOffset(buf));
+    return out;
+  }
+
+  #encodeOnce(
+    qos: QoS,
+    retain: boolean,
+    dup: boolean,
+    packetId: number,
+    v5: boolean,
+    subscriptionIds: number[] | undefined,
+    alias: number,
+    aliasNew: boolean,
+    now: number,
+  ): Buffer {
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: alias !== 0 && !aliasNew ? '' : this.topic,
+      payload: this.payload,
+      qos,
+      retain,
+      dup,
+      messageId: packetId,
+    };
+    if (v5) {
+      const props: NonNullable<IPublishPacket['properties']> = { ...this.properties };
+      if (this.expiresAt !== 0) {
+        // [MQTT-3.3.2-6] v5 the forwarded expiry is the time remaining.
+        props.messageExpiryInterval = Math.max(1, Math.ceil((this.expiresAt - now) / 1000));
+      }
+      if (subscriptionIds !== undefined) {
+        // [MQTT-3.3.4-3] v5
+        props.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
+      }
+      if (alias !== 0) props.topicAlias = alias;
+      packet.properties = props;
+    }
+    return generate(packet, { protocolVersion: v5 ? 5 : 4 });
+  }
+}
+
+function packetIdOffset(buf: Buffer): number {
+  let o = 1;
+  while ((buf[o]! & 0x80) !== 0) o++;
+  o++;
+  return o + 2 + buf.readUInt16BE(o);
+}
+
+const PUBACK = 0x40;
+const PUBREC = 0x50;
+const PUBREL = 0x62;
+const PUBCOMP = 0x70;
+
+function ack(type: number, packetId: number, reasonCode: number): Buffer {
+  // [MQTT-3.4.2-1] v5 the reason code may be omitted when it is 0x00 and there are no properties.
+  if (reasonCode === 0) {
+    const b = Buffer.allocUnsafe(4);
+    b[0] = type;
+    b[1] = 2;
+    b.writeUInt16BE(packetId, 2);
+    return b;
+  }
+  const b = Buffer.allocUnsafe(5);
+  b[0] = type;
+  b[1] = 3;
+  b.writeUInt16BE(packetId, 2);
+  b[4] = reasonCode;
+  return b;
+}
+
+export const encodePuback = (id: number, rc: number): Buffer => ack(PUBACK, id, rc);
+export const encodePubrec = (id: number, rc: number): Buffer => ack(PUBREC, id, rc);
+export const encodePubrel = (id: number, rc: number): Buffer => ack(PUBREL, id, rc);
+export const encodePubcomp = (id: number, rc: number): Buffer => ack(PUBCOMP, id, rc);
+export const PINGRESP = Buffer.from([0xd0, 0x00]);

@@ -1,0 +1,134 @@
+// Splits the byte stream into MQTT packets and decodes them with mqtt-packet.
+// Framing is done here, not by mqtt-packet, so that an oversized packet is refused from its fixed
+// header before its body is buffered, and so that the reader can stop between two packets (for
+// back-pressure and while a CONNECT is being authenticated) without losing bytes.
+import { isUtf8 } from 'node:buffer';
+import mqtt from 'mqtt-packet';
+import type { Packet, Parser } from 'mqtt-packet';
+
+export type ReadError =
+  { kind: 'malformed'; message: string } | { kind: 'too-large'; message: string; size: number };
+
+interface ParserInternals {
+  _list: { length: number; slice(start: number, end: number): Buffer };
+  _pos: number;
+  _parseNum(): number;
+  _emitError(err: Error): void;
+  packet: { length: number };
+}
+
+/**
+ * mqtt-packet decodes strings with Buffer#toString, which silently replaces ill-formed UTF-8. MQTT
+ * requires the receiver to close the connection instead [MQTT-1.5.3-1], and forbids U+0000
+ * [MQTT-1.5.3-2]. This replaces the parser's string reader with a strict one.
+ */
+function installStrictStrings(parser: Parser): void {
+  const p = parser as unknown as ParserInternals & { _parseString: () => string | null };
+  if (typeof p._parseNum !== 'function' || typeof p._emitError !== 'function') {
+    throw new Error('mqtt-packet parser internals changed: cannot install strict UTF-8 strings');
+  }
+  p._parseString = function strictParseString(this: ParserInternals): string | null {
+    const length = this._parseNum();
+    const end = length + this._pos;
+    if (length === -1 || end > this._list.length || end > this.packet.length) return null;
+    const bytes = this._list.slice(this._pos, end);
+    this._pos = end;
+    if (!isUtf8(bytes)) {
+      this._emitError(new Error('Invalid UTF-8 string [MQTT-1.5.3-1]'));
+      return null;
+    }
+    const s = bytes.toString('utf8');
+    if (s.includes('\u0000')) {
+      this._emitError(new Error('String contains U+0000 [MQTT-1.5.3-2]'));
+      return null;
+    }
+    return s;
+  };
+}
+
+export class PacketReader {
+  readonly #parser: Parser;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Bytes needed before the next frame can be cut, 0 when unknown (header incomplete). */
+  #need = 0;
+  #packet: Packet | undefined = undefined;
+  #error: string | undefined = undefined;
+  maxPacketSize: number;
+
+  constructor(maxPacketSize: number) {
+    this.maxPacketSize = maxPacketSize;
+    this.#parser = mqtt.parser();
+    installStrictStrings(this.#parser);
+    this.#parser.on('packet', (packet: Packet) => {
+      this.#packet = packet;
+    });
+    this.#parser.on('error', (err: unknown) => {
+      this.#error ??= err instanceof Error ? err.message : String(err);
+    });
+  }
+
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+  }
+
+  /**
+   * Returns the next complete packet, undefined when more bytes are needed, or a ReadError.
+   * After an error the reader must not be used again.
+   */
+  next(): Packet | ReadError | undefined {
+    if (this.#buffered === 0 || this.#buffered < this.#need) return undefined;
+    let buf = this.#chunks[0]!;
+    if (this.#chunks.length > 1) {
+      buf = Buffer.concat(this.#chunks, this.#buffered);
+      this.#chunks = [buf];
+    }
+    // Fixed header: type byte and a variable byte integer of at most 4 bytes (MQTT 2.2.3).
+    let remaining = 0;
+    let multiplier = 1;
+    let pos = 1;
+    for (;;) {
+      if (pos >= buf.length) {
+        this.#need = 0;
+        return undefined;
+      }
+      const b = buf[pos++]!;
+      remaining += (b & 0x7f) * multiplier;
+      if ((b & 0x80) === 0) break;
+      if (pos === 5) return { kind: 'malformed', message: 'Malformed Remaining Length' };
+      multiplier *= 128;
+    }
+    const total = pos + remaining;
+    if (total > this.maxPacketSize) {
+      return {
+        kind: 'too-large',
+        message: `packet of ${total} bytes exceeds ${this.maxPacketSize}`,
+        size: total,
+      };
+    }
+    if (buf.length < total) {
+      this.#need = total;
+      return undefined;
+    }
+    this.#need = 0;
+    const frame = buf.length === total ? buf : buf.subarray(0, total);
+    if (buf.length === total) {
+      this.#chunks = [];
+      this.#buffered = 0;
+    } else {
+      this.#chunks[0] = buf.subarray(total);
+      this.#buffered = buf.length - total;
+    }
+    this.#packet = undefined;
+    this.#parser.parse(frame);
+    if (this.#error !== undefined) return { kind: 'malformed', message: this.#error };
+    const packet = this.#packet as Packet | undefined;
+    if (packet === undefined) return { kind: 'malformed', message: 'packet could not be decoded' };
+    return packet;
+  }
+}

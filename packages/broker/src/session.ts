@@ -1,0 +1,372 @@
+import type { QoS } from 'mqtt-packet';
+import { Message } from './message.ts';
+import type { TreeEntry } from './subscription-tree.ts';
+import type { Clock, ClientHandle, Logger, SessionStore, StoredMessage, StoredSession } from './types.ts';
+
+/** What a session needs from its live connection. */
+export interface SessionConnection {
+  readonly congested: boolean;
+  /** Outbound in-flight window: min(maxInflight, the client's Receive Maximum). */
+  readonly window: number;
+  /** Returns false when the packet could not be sent (too large for the client): treat as done. */
+  sendPublish(
+    msg: Message,
+    qos: QoS,
+    retain: boolean,
+    packetId: number,
+    dup: boolean,
+    ids: number[] | undefined,
+  ): boolean;
+  sendPubrel(packetId: number): void;
+}
+
+export interface Subscription extends TreeEntry {
+  readonly session: Session;
+  /** The filter as the client sent it (with `$share/{group}/`). */
+  readonly raw: string;
+  readonly qos: QoS;
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: 0 | 1 | 2;
+  /** 0 when none. */
+  readonly subscriptionId: number;
+  /** `[subscriptionId]`, shared by every delivery that matches only this subscription. */
+  readonly ids: number[] | undefined;
+}
+
+/** One outbound message: queued (state 0), PUBLISH sent (1) or PUBREL sent (2). */
+export interface Outgoing {
+  msg: Message;
+  qos: QoS;
+  retain: boolean;
+  ids: number[] | undefined;
+  packetId: number;
+  state: 0 | 1 | 2;
+}
+
+export interface SessionContext {
+  readonly store: SessionStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly maxQueued: number;
+  readonly metrics: { dropped: number; [k: string]: number };
+}
+
+const STORE_BATCH = 100;
+
+export class Session {
+  readonly clientId: string;
+  readonly #ctx: SessionContext;
+  conn: SessionConnection | undefined = undefined;
+  /** Handle of the latest connection, for authorizeDelivery while offline. */
+  handle: ClientHandle<unknown> | undefined = undefined;
+  /** Keyed by the raw filter. */
+  readonly subscriptions = new Map<string, Subscription>();
+  /** Seconds; 0 ends the session with the connection. */
+  expiryInterval = 0;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Outbound QoS 1/2 in flight, in send order. */
+  readonly inflight = new Map<number, Outgoing>();
+  /** Waiting to be sent (slow consumer or window full). */
+  #queue: Outgoing[] = [];
+  #queueHead = 0;
+  /** Inbound QoS 2 packet ids with PUBREC sent (or pending) and no PUBREL yet. */
+  readonly awaitingRelease = new Set<number>();
+  #nextPacketId = 1;
+  /** Messages in the SessionStore queue not yet fetched; -1 when unknown (loaded from the store). */
+  #stored = 0;
+  #storedSeq = 0;
+  #fetching = false;
+  #batch: StoredMessage[] | undefined = undefined;
+  #storeChain: Promise<unknown> = Promise.resolve();
+  ended = false;
+
+  // Fan-out scratch fields, owned by the router (see Broker#route).
+  matchGen = 0;
+  matchQos: QoS = 0;
+  matchRap = false;
+  matchIds: number[] | undefined = undefined;
+
+  constructor(clientId: string, ctx: SessionContext) {
+    this.clientId = clientId;
+    this.#ctx = ctx;
+  }
+
+  get queued(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
+  /** Runs store operations for this session one after the other, so a dequeue sees earlier enqueues. */
+  #chain<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.#storeChain.then(op);
+    this.#storeChain = p.catch((err: unknown) => {
+      this.#ctx.logger.error({ err, clientId: this.clientId }, 'session store operation failed');
+    });
+    return p;
+  }
+
+  deliver(msg: Message, qos: QoS, retain: boolean, ids: number[] | undefined): void {
+    const c = this.conn;
+    if (c === undefined) {
+      // Offline: QoS 0 is not kept for offline sessions (MQTT 3.1.1 §3.1.2.4 lets the server choose).
+      if (qos > 0 && this.expiryInterval > 0) this.#enqueueStored(msg, qos, retain, ids);
+      return;
+    }
+    if (this.#stored !== 0 && qos > 0) {
+      // Older messages are still in the store: keep the order by queueing behind them.
+      this.#enqueueStored(msg, qos, retain, ids);
+      return;
+    }
+    if (this.#queueHead === this.#queue.length && !c.congested) {
+      if (qos === 0) {
+        c.sendPublish(msg, 0, retain, 0, false, ids);
+        return;
+      }
+      if (this.inflight.size < c.window) {
+        this.#sendNew({ msg, qos, retain, ids, packetId: 0, state: 0 }, c);
+        return;
+      }
+    }
+    this.#enqueue({ msg, qos, retain, ids, packetId: 0, state: 0 });
+  }
+
+  #enqueue(o: Outgoing): void {
+    if (this.queued >= this.#ctx.maxQueued) {
+      // Full: a QoS 0 message is dropped; a QoS 1/2 one evicts the oldest queued QoS 0 message if any.
+      if (o.qos === 0 || !this.#evictQos0()) {
+        this.#ctx.metrics.dropped++;
+        return;
+      }
+    }
+    this.#queue.push(o);
+  }
+
+  #evictQos0(): boolean {
+    for (let i = this.#queueHead; i < this.#queue.length; i++) {
+      if (this.#queue[i]!.qos === 0) {
+        this.#queue.splice(i, 1);
+        this.#ctx.metrics.dropped++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #sendNew(o: Outgoing, c: SessionConnection): void {
+    const id = this.#allocatePacketId();
+    o.packetId = id;
+    o.state = 1;
+    this.inflight.set(id, o);
+    if (!c.sendPublish(o.msg, o.qos, o.retain, id, false, o.ids)) this.inflight.delete(id);
+  }
+
+  #allocatePacketId(): number {
+    // [MQTT-2.3.1-2] [MQTT-2.2.1-3] v5 a packet id is not reused while its exchange is in flight.
+    let id = this.#nextPacketId;
+    while (this.inflight.has(id)) id = id === 65_535 ? 1 : id + 1;
+    this.#nextPacketId = id === 65_535 ? 1 : id + 1;
+    return id;
+  }
+
+  /** Sends queued messages while the connection and the window allow. */
+  pump(): void {
+    const c = this.conn;
+    if (c === undefined) return;
+    const now = this.#ctx.clock.now();
+    while (this.#queueHead < this.#queue.length && !c.congested) {
+      const o = this.#queue[this.#queueHead]!;
+      if (o.qos > 0 && this.inflight.size >= c.window) break;
+      this.#queue[this.#queueHead++] = undefined as unknown as Outgoing;
+      if (o.msg.expiresAt !== 0 && o.msg.expiresAt <= now) continue; // [MQTT-3.3.2-5] v5
+      if (o.qos === 0) c.sendPublish(o.msg, 0, o.retain, 0, false, o.ids);
+      else this.#sendNew(o, c);
+    }
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+      if (this.#stored !== 0 && !this.#fetching) this.#fetchStored();
+    } else if (this.#queueHead > 1024) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  onPuback(packetId: number): void {
+    const o = this.inflight.get(packetId);
+    // [MQTT-4.3.2-?] only a PUBACK for a QoS 1 message in flight completes it; others are ignored.
+    if (o === undefined || o.qos !== 1) return;
+    this.inflight.delete(packetId);
+    this.pump();
+  }
+
+  /** Returns true when the PUBREC matched a QoS 2 message in flight. */
+  onPubrec(packetId: number, reasonCode: number): boolean {
+    const o = this.inflight.get(packetId);
+    if (o === undefined || o.qos !== 2) return false;
+    if (reasonCode >= 0x80) {
+      // [MQTT-4.3.3-?] v5 a PUBREC with an error code ends the exchange.
+      this.inflight.delete(packetId);
+      this.pump();
+      return true;
+    }
+    o.state = 2;
+    return true;
+  }
+
+  onPubcomp(packetId: number): void {
+    const o = this.inflight.get(packetId);
+    if (o === undefined || o.state !== 2) return;
+    this.inflight.delete(packetId);
+    this.pump();
+  }
+
+  /** On reconnect with a present session: resend what was in flight, then the queue. */
+  resume(c: SessionConnection): void {
+    this.conn = c;
+    // [MQTT-4.4.0-1] unacknowledged PUBLISH (with DUP) and PUBREL are resent in their original order.
+    for (const o of this.inflight.values()) {
+      if (o.state === 2) c.sendPubrel(o.packetId);
+      else c.sendPublish(o.msg, o.qos, o.retain, o.packetId, true, o.ids);
+    }
+    this.pump();
+  }
+
+  /** The connection went away but the session stays: keep QoS 1/2 queued messages in the store. */
+  detach(): void {
+    this.conn = undefined;
+    const pending: StoredMessage[] = [];
+    for (let i = this.#queueHead; i < this.#queue.length; i++) {
+      const o = this.#queue[i]!;
+      if (o.qos > 0) pending.push(o.msg.toStored(o.qos, o.retain, o.ids));
+    }
+    this.#queue = [];
+    this.#queueHead = 0;
+    if (this.expiryInterval > 0 && pending.length > 0) {
+      // Stored messages fetched but not yet sent go back behind the newer ones still in the store.
+      this.#stored = this.#stored === -1 ? -1 : this.#stored + pending.length;
+      this.#storedSeq += pending.length;
+      void this.#chain(() => this.#ctx.store.enqueue(this.clientId, pending));
+    }
+  }
+
+  #enqueueStored(msg: Message, qos: QoS, retain: boolean, ids: number[] | undefined): void {
+    if (this.#stored >= this.#ctx.maxQueued) {
+      this.#ctx.metrics.dropped++;
+      return;
+    }
+    if (this.#stored !== -1) this.#stored++;
+    this.#storedSeq++;
+    if (this.#batch === undefined) {
+      // One store call per session per tick.
+      const batch: StoredMessage[] = (this.#batch = []);
+      process.nextTick(() => {
+        this.#batch = undefined;
+        void this.#chain(() => this.#ctx.store.enqueue(this.clientId, batch));
+      });
+    }
+    this.#batch.push(msg.toStored(qos, retain, ids));
+  }
+
+  #fetchStored(): void {
+    this.#fetching = true;
+    const seqAtIssue = this.#storedSeq;
+    const max = Math.max(1, Math.min(STORE_BATCH, this.#ctx.maxQueued));
+    // Let this tick's batch reach the store first.
+    process.nextTick(() => {
+      this.#chain(() => this.#ctx.store.dequeue(this.clientId, max)).then(
+        (messages) => {
+          this.#fetching = false;
+          if (messages.length < max) this.#stored = this.#storedSeq - seqAtIssue;
+          else if (this.#stored !== -1) this.#stored = Math.max(0, this.#stored - messages.length);
+          const c = this.conn;
+          if (c === undefined || this.ended) {
+            if (messages.length > 0 && !this.ended) {
+              this.#stored = this.#stored === -1 ? -1 : this.#stored + messages.length;
+              void this.#chain(() => this.#ctx.store.enqueue(this.clientId, messages));
+            }
+            return;
+          }
+          for (const m of messages) {
+            const ids = m.subscriptionIds;
+            this.#queue.push({
+              msg: Message.fromStored(m),
+              qos: m.qos,
+              retain: m.retain,
+              ids,
+              packetId: 0,
+              state: 0,
+            });
+          }
+          this.pump();
+        },
+        () => {
+          this.#fetching = false;
+        },
+      );
+    });
+  }
+
+  /** Marks the store as possibly holding queued messages (session loaded from the store). */
+  markStoredUnknown(): void {
+    this.#stored = -1;
+  }
+
+  /** Settles when the store operations issued so far have finished. */
+  idle(): Promise<unknown> {
+    return this.#storeChain;
+  }
+
+  save(disconnectedAt: number | undefined): void {
+    const snapshot = this.snapshot(disconnectedAt);
+    void this.#chain(() => this.#ctx.store.save(snapshot));
+  }
+
+  remove(): void {
+    void this.#chain(() => this.#ctx.store.delete(this.clientId));
+  }
+
+  snapshot(disconnectedAt: number | undefined): StoredSession {
+    const s: StoredSession = {
+      clientId: this.clientId,
+      expiryInterval: this.expiryInterval,
+      subscriptions: [],
+      inflight: [],
+      awaitingRelease: [...this.awaitingRelease],
+    };
+    for (const sub of this.subscriptions.values()) {
+      const stored: StoredSession['subscriptions'][number] = {
+        filter: sub.raw,
+        qos: sub.qos,
+        noLocal: sub.noLocal,
+        retainAsPublished: sub.retainAsPublished,
+        retainHandling: sub.retainHandling,
+      };
+      if (sub.subscriptionId !== 0) stored.subscriptionIdentifier = sub.subscriptionId;
+      s.subscriptions.push(stored);
+    }
+    for (const o of this.inflight.values()) {
+      s.inflight.push({
+        ...o.msg.toStored(o.qos, o.retain, o.ids),
+        packetId: o.packetId,
+        state: o.state === 2 ? 'pubrel' : 'publish',
+      });
+    }
+    if (disconnectedAt !== undefined) s.disconnectedAt = disconnectedAt;
+    return s;
+  }
+
+  /** Restores in-flight state from the store. Subscriptions are restored by the broker. */
+  restoreInflight(stored: StoredSession): void {
+    for (const i of stored.inflight) {
+      this.inflight.set(i.packetId, {
+        msg: Message.fromStored(i),
+        qos: i.qos,
+        retain: i.retain,
+        ids: i.subscriptionIds,
+        packetId: i.packetId,
+        state: i.state === 'pubrel' ? 2 : 1,
+      });
+    }
+    for (const id of stored.awaitingRelease) this.awaitingRelease.add(id);
+  }
+}

@@ -1,0 +1,278 @@
+import type { Duplex } from 'node:stream';
+import type { IConnectPacket, IPublishPacket, QoS, UserProperties } from 'mqtt-packet';
+
+export type { QoS };
+
+/** Whatever the transport knows about the peer; opaque to the broker and handed back to hooks. */
+export interface TransportInfo {
+  remoteAddress?: string;
+  remotePort?: number;
+  [k: string]: unknown;
+}
+
+export interface ClientHandle<P> {
+  /** MQTT client identifier (the assigned one when the server assigned it). */
+  readonly id: string;
+  /** Whatever `authenticate()` returned. */
+  readonly principal: P;
+  readonly protocolVersion: 3 | 4 | 5;
+  readonly transport: TransportInfo;
+  /** v5: sends DISCONNECT with the reason code, then closes; 3.1/3.1.1: closes. */
+  disconnect(reasonCode?: number, reasonString?: string): void;
+}
+
+/** `reasonCode` is in MQTT 5 terms; 3.1.1 clients get the matching CONNACK return code. */
+export type AuthenticateResult<P> =
+  | { ok: true; principal: P; assignedClientId?: string }
+  | { ok: false; reasonCode: number; reasonString?: string };
+
+export type AuthzResult = true | { ok: false; reasonCode: number; reasonString?: string };
+
+/** One step of MQTT 5 enhanced authentication (AUTH packets), see `BrokerHooks.authenticateEnhanced`. */
+export type EnhancedAuthResult<P> =
+  AuthenticateResult<P> | { ok: 'continue'; data?: Buffer; state?: unknown };
+
+export interface EnhancedAuthContext {
+  connect: IConnectPacket;
+  transport: TransportInfo;
+  /** Authentication Method of the CONNECT. */
+  method: string;
+  /** Authentication Data of the packet being answered (CONNECT or AUTH). */
+  data: Buffer | undefined;
+  /** 0 for the CONNECT, then 1, 2, ... for each AUTH packet of the exchange. */
+  step: number;
+  /** Whatever the previous step returned as `state`. */
+  state: unknown;
+  /** True when the client started re-authentication (AUTH 0x19) on a live connection. */
+  reauthenticate: boolean;
+}
+
+export interface RefusedInfo<P> {
+  transport: TransportInfo;
+  clientId?: string;
+  stage: 'connect' | 'publish' | 'subscribe';
+  reasonCode: number;
+  reasonString?: string;
+  topic?: string;
+  principal?: P;
+}
+
+export interface BrokerHooks<P> {
+  authenticate(ctx: {
+    connect: IConnectPacket;
+    transport: TransportInfo;
+  }): AuthenticateResult<P> | Promise<AuthenticateResult<P>>;
+  authorizePublish(client: ClientHandle<P>, packet: IPublishPacket): AuthzResult | Promise<AuthzResult>;
+  authorizeSubscribe(client: ClientHandle<P>, filter: string, qos: QoS): AuthzResult | Promise<AuthzResult>;
+  /** Sync, called per delivery; false = not delivered to that client. */
+  authorizeDelivery?(client: ClientHandle<P>, topic: string): boolean;
+  /**
+   * An authorized inbound PUBLISH, before it is acknowledged and before it is routed. For QoS 1/2 the
+   * PUBACK/PUBREC waits for the returned promise. A rejection carrying `mqttReasonCode` (and optional
+   * `mqttReasonString`) is reported to v5 clients in the PUBACK/PUBREC (QoS 0: DISCONNECT); 3.1.1 clients
+   * are disconnected. `{ route: false }` acknowledges without delivering to subscribers.
+   */
+  onPublish?(
+    client: ClientHandle<P>,
+    packet: IPublishPacket,
+  ): void | { route?: boolean } | Promise<void | { route?: boolean }>;
+  onConnect?(client: ClientHandle<P>): void;
+  onDisconnect?(client: ClientHandle<P>, info: { reason: string; reasonCode?: number }): void;
+  onRefused?(info: RefusedInfo<P>): void;
+  /**
+   * MQTT 5 enhanced authentication. Called when a CONNECT carries an Authentication Method (step 0) and
+   * for every AUTH packet that follows. Without this hook such a CONNECT is refused with 0x8C.
+   * The final `{ ok: true }` replaces `authenticate()` for that connection.
+   */
+  authenticateEnhanced?(ctx: EnhancedAuthContext): EnhancedAuthResult<P> | Promise<EnhancedAuthResult<P>>;
+}
+
+export interface BrokerLimits {
+  /** Largest packet accepted from a client, in bytes (fixed header included). Default 256 KiB. */
+  maxPacketSize: number;
+  /** Receive Maximum: inbound QoS 1/2 publishes a client may have unacknowledged. Default 64. */
+  receiveMaximum: number;
+  /** Outbound QoS 1/2 publishes in flight per client (also capped by the client's Receive Maximum). Default 64. */
+  maxInflight: number;
+  /** Messages queued per client (slow consumer or offline session). Default 1000. */
+  maxQueued: number;
+  /** Largest keep-alive (seconds) a v5 client gets; larger or 0 is overridden by Server Keep Alive. Default 0 = no cap. */
+  keepAliveMax: number;
+  /** A connection that sends no CONNECT within this time is closed. Default 10 000 ms. */
+  connectTimeoutMs: number;
+  /** Topic aliases a v5 client may use towards the broker. Default 32. */
+  topicAliasMaximum: number;
+  /** If set, every v5 client gets this Server Keep Alive (seconds). Default undefined. */
+  serverKeepAlive: number | undefined;
+  /** Upper bound on the session expiry interval (seconds); 0xFFFFFFFF = never expires. Default 0xFFFFFFFF. */
+  maxSessionExpiryInterval: number;
+  /** Subscriptions per client. Default 1000. */
+  maxSubscriptionsPerClient: number;
+  /** Levels in a topic name or filter. Default 64. */
+  maxTopicLevels: number;
+  /** Largest client identifier in bytes. Default 256. */
+  maxClientIdLength: number;
+}
+
+/** A subscription as the SessionStore persists it. */
+export interface StoredSubscription {
+  /** Full filter as subscribed, `$share/{group}/{filter}` included. */
+  filter: string;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionIdentifier?: number;
+}
+
+/** Publish properties kept with a message (MQTT 5); topic alias and subscription ids are per delivery. */
+export interface MessageProperties {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: UserProperties;
+}
+
+export interface StoredMessage {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  properties?: MessageProperties;
+  /** Epoch milliseconds (broker clock) after which the message is not delivered. */
+  expiresAt?: number;
+  /** Subscription identifiers to send with this delivery (v5). */
+  subscriptionIds?: number[];
+}
+
+/** An outbound QoS 1/2 message sent but not yet fully acknowledged. */
+export interface StoredInflight extends StoredMessage {
+  packetId: number;
+  /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
+  state: 'publish' | 'pubrel';
+}
+
+export interface StoredSession {
+  clientId: string;
+  /** Seconds; 0xFFFFFFFF = never expires. */
+  expiryInterval: number;
+  subscriptions: StoredSubscription[];
+  /** Outbound messages in flight when the client went away, in send order. */
+  inflight: StoredInflight[];
+  /** Inbound QoS 2 packet ids received (PUBREC sent) and not yet released. */
+  awaitingRelease: number[];
+  /** Epoch ms of the last disconnect, undefined while connected. */
+  disconnectedAt?: number;
+}
+
+/**
+ * Session persistence port. The broker keeps live state in memory and uses the store to keep sessions
+ * and offline queues across reconnects to another node or restarts. All methods may be async.
+ */
+export interface SessionStore {
+  load(clientId: string): Promise<StoredSession | undefined>;
+  /** Insert or replace the session (subscriptions, expiry, in-flight state). */
+  save(session: StoredSession): Promise<void>;
+  /** Remove the session and everything queued for it. */
+  delete(clientId: string): Promise<void>;
+  /** Append messages to the client's offline queue (in order). */
+  enqueue(clientId: string, messages: StoredMessage[]): Promise<void>;
+  /** Remove and return up to `max` queued messages, oldest first. */
+  dequeue(clientId: string, max: number): Promise<StoredMessage[]>;
+  close?(): Promise<void>;
+}
+
+export interface RetainedMessage {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  properties?: MessageProperties;
+  expiresAt?: number;
+}
+
+/** Retained message port. */
+export interface RetainedStore {
+  /** Store or replace the retained message for its topic; an empty payload removes it [MQTT-3.3.1-10]. */
+  set(message: RetainedMessage): Promise<void>;
+  /** Retained messages whose topic matches the (non-shared) filter. */
+  match(filter: string): Promise<RetainedMessage[]>;
+  close?(): Promise<void>;
+}
+
+/** A message crossing nodes. */
+export interface RoutedMessage {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  properties?: MessageProperties;
+  expiresAt?: number;
+  /** Client id of the publisher (for No Local); absent for server-originated messages. */
+  origin?: string;
+}
+
+/**
+ * Cluster routing port. The broker announces its interest in topic filters (reference counted: one
+ * `subscribe` when the first local subscriber appears, one `unsubscribe` when the last one goes) and
+ * hands every locally published message to `forward`; the router delivers it to the nodes with a
+ * matching interest, which pass it to the callback given to `attach`.
+ */
+export interface ClusterRouter {
+  attach(deliver: (message: RoutedMessage) => void): void;
+  subscribe(filter: string): void | Promise<void>;
+  unsubscribe(filter: string): void | Promise<void>;
+  forward(message: RoutedMessage): void | Promise<void>;
+  close?(): Promise<void>;
+}
+
+export interface Logger {
+  debug(o: object, m?: string): void;
+  info(o: object, m?: string): void;
+  warn(o: object, m?: string): void;
+  error(o: object, m?: string): void;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export interface BrokerOptions<P> {
+  hooks: BrokerHooks<P>;
+  limits?: Partial<BrokerLimits>;
+  sessions?: SessionStore;
+  retained?: RetainedStore;
+  router?: ClusterRouter;
+  clock?: Clock;
+  logger?: Logger;
+  /** Makes client identifiers for clients that send an empty one. Default: `crypto.randomUUID()` based. */
+  generateClientId?: () => string;
+}
+
+export interface BrokerMetrics {
+  connections: number;
+  messagesIn: number;
+  messagesOut: number;
+  dropped: number;
+  [k: string]: number;
+}
+
+export interface PublishOptions {
+  topic: string;
+  payload: Buffer | string;
+  qos?: QoS;
+  retain?: boolean;
+  properties?: object;
+}
+
+export interface Broker<P> {
+  /** Start MQTT on an accepted connection. */
+  handle(stream: Duplex, transport: TransportInfo): void;
+  /** Server-originated message (commands to devices). Not subject to authorizePublish/onPublish. */
+  publish(msg: PublishOptions): Promise<void>;
+  getClient(id: string): ClientHandle<P> | undefined;
+  clients(): IterableIterator<ClientHandle<P>>;
+  readonly metrics: BrokerMetrics;
+  /** v5 clients get DISCONNECT 0x8B; all sockets closed. */
+  close(): Promise<void>;
+}
