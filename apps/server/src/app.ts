@@ -212,7 +212,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           deviceCertDays: config.pki.deviceCertDays,
         }),
         ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
-        ...auditRoutes({ audit }),
+        ...auditRoutes({ audit, platformTenant: config.tenant }),
       ],
       extra: (app) => {
         // CRLs are public by design (RFC 5280 §4.2.1.13): relying parties fetch them without credentials.

@@ -2,7 +2,11 @@ import type { HttpRoute } from '../../kernel/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { AuditService } from './service.ts';
 
-export function auditRoutes(deps: { audit: AuditService }): HttpRoute[] {
+/**
+ * `platformTenant` is the tenant created on first start; its members operate the platform and also see
+ * entries that belong to no tenant (e.g. TLS handshakes refused before any identity was known).
+ */
+export function auditRoutes(deps: { audit: AuditService; platformTenant: string }): HttpRoute[] {
   return [
     {
       method: 'GET',
@@ -24,7 +28,10 @@ export function auditRoutes(deps: { audit: AuditService }): HttpRoute[] {
       },
       async handler(ctx) {
         const q = ctx.query as { limit?: number; cursor?: string; action?: string };
-        const page = await deps.audit.list(ctx.principal.tenant, q);
+        const page = await deps.audit.list(ctx.principal.tenant, {
+          ...q,
+          includePlatform: ctx.principal.tenant === deps.platformTenant,
+        });
         return {
           items: page.items.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() })),
           nextCursor: page.nextCursor,

@@ -23,5 +23,9 @@ export interface AuditRecord extends AuditEntry {
 
 export interface AuditStore {
   append(entries: readonly (AuditEntry & { ts: number })[]): Promise<void>;
-  list(tenant: string, opts: { limit: number; beforeSeq?: number; action?: string }): Promise<AuditRecord[]>;
+  /** With `includePlatform`, also entries that belong to no tenant (refused TLS handshakes and the like). */
+  list(
+    tenant: string,
+    opts: { limit: number; beforeSeq?: number; action?: string; includePlatform?: boolean },
+  ): Promise<AuditRecord[]>;
 }

@@ -12,7 +12,7 @@ export interface AuditService {
   flush(): Promise<void>;
   list(
     tenant: string,
-    opts?: { limit?: number; cursor?: string; action?: string },
+    opts?: { limit?: number; cursor?: string; action?: string; includePlatform?: boolean },
   ): Promise<{ items: AuditRecord[]; nextCursor: string | null }>;
 }
 
@@ -76,6 +76,7 @@ export function createAuditService(deps: {
         limit: limit + 1,
         ...(before !== undefined ? { beforeSeq: Number(before) } : {}),
         ...(opts.action ? { action: opts.action } : {}),
+        ...(opts.includePlatform ? { includePlatform: true } : {}),
       });
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];

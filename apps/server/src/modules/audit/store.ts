@@ -40,8 +40,8 @@ export function createAuditStore(db: Db): AuditStore {
         }
       });
     },
-    async list(tenant, { limit, beforeSeq, action }) {
-      const where = ['tenant_id = ?'];
+    async list(tenant, { limit, beforeSeq, action, includePlatform }) {
+      const where = [includePlatform ? '(tenant_id = ? OR tenant_id IS NULL)' : 'tenant_id = ?'];
       const params: (string | number)[] = [tenant];
       if (beforeSeq !== undefined) {
         where.push('seq < ?');

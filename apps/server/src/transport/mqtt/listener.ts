@@ -2,7 +2,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { randomBytes, type X509Certificate } from 'node:crypto';
 import { createBroker, type Broker, type ClientHandle, type TransportInfo } from '@bulwark/broker';
 import type { IPublishPacket } from 'mqtt-packet';
-import { parseDeviceTopic, mqttReasonByKind } from '@bulwark/protocol';
+import { parseDeviceTopic, parseDeviceUri, mqttReasonByKind } from '@bulwark/protocol';
 import { isAppError, type Logger } from '../../kernel/index.ts';
 import type { PkiService, ClientIdentity } from '../../modules/pki/index.ts';
 import type { DeviceService } from '../../modules/devices/index.ts';
@@ -31,6 +31,7 @@ export interface DeviceSession {
 
 interface Transport extends TransportInfo {
   identity?: ClientIdentity;
+  claimed?: { tenant: string; deviceId: string };
   identityError?: { code: string; message: string };
 }
 
@@ -55,6 +56,16 @@ export interface MqttTransport {
   /** Reloads the trusted CA bundle (a CA was added or retired) without dropping connections. */
   setTrustAnchors(ca: string): void;
   close(): Promise<void>;
+}
+
+function claimedIdentity(cert: X509Certificate): { tenant: string; deviceId: string } | undefined {
+  for (const san of (cert.subjectAltName ?? '').split(', ')) {
+    if (san.startsWith('URI:')) {
+      const id = parseDeviceUri(san.slice(4));
+      if (id) return { tenant: id.tenant, deviceId: id.deviceId };
+    }
+  }
+  return undefined;
 }
 
 export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
