@@ -93,6 +93,21 @@ function signatureAllowed(csr: x509.Pkcs10CertificateRequest): boolean {
   return SIGNATURE_HASHES[alg.name ?? '']?.has(alg.hash?.name ?? '') ?? false;
 }
 
+/**
+ * Total length of the outer DER TLV (X.690 §8.1.3), or -1 when the header is malformed. The ASN.1
+ * parser stops after the outer SEQUENCE, so trailing bytes have to be caught here.
+ */
+export function derLength(der: Uint8Array): number {
+  if (der.length < 2 || der[0] !== 0x30) return -1;
+  const first = der[1] ?? 0;
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4 || der.length < 2 + n) return -1;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + (der[2 + i] ?? 0);
+  return 2 + n + len;
+}
+
 /** Parses the CSR and checks key type and proof of possession. Throws AppError with a specific code. */
 export async function parseAndVerifyCsr(input: string | Uint8Array): Promise<ValidatedCsr> {
   const der = decodeCsr(input);
@@ -102,8 +117,7 @@ export async function parseAndVerifyCsr(input: string | Uint8Array): Promise<Val
   } catch (cause) {
     throw invalid('not a PKCS#10 structure', cause);
   }
-  // The DER parser stops after the outer SEQUENCE; trailing bytes mean this is not one clean CSR.
-  if (csr.rawData.byteLength !== der.byteLength) throw invalid('trailing data after the CSR');
+  if (derLength(der) !== der.byteLength) throw invalid('trailing data after the CSR');
   let spki: ArrayBuffer;
   try {
     spki = csr.publicKey.rawData;

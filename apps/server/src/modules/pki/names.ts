@@ -35,7 +35,13 @@ export function parseHostnames(hostnames: readonly string[]): HostName[] {
     else if (isIpv6(raw)) name = { type: 'ip', value: raw.toLowerCase() };
     else {
       const dns = raw.toLowerCase().replace(/\.$/, '');
-      if (dns.length === 0 || dns.length > 253 || !dns.split('.').every((l) => LABEL.test(l))) {
+      const labels = dns.split('.');
+      // An all-numeric last label is never a host name (RFC 3696 §2): it is a mistyped IP address.
+      if (
+        dns.length > 253 ||
+        !labels.every((l) => LABEL.test(l)) ||
+        /^\d+$/.test(labels[labels.length - 1] ?? '')
+      ) {
         throw new AppError(
           'ERR_PKI_HOSTNAME_INVALID',
           `Invalid host name ${JSON.stringify(raw.slice(0, 64))}`,

@@ -85,7 +85,7 @@ export interface PkiService {
   listCertificates(query: ListCertificatesQuery): Promise<CertificatePage>;
   getCertificate(tenantId: string, serial: string): Promise<CertificateRecord>;
   crlPem(tenantId: string): Promise<string>;
-  crlDer(tenantId: string): Promise<Uint8Array>;
+  crlDer(tenantId: string): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 interface CaEntry {
@@ -99,7 +99,8 @@ interface CaEntry {
 }
 
 interface CachedCrl {
-  der: Uint8Array;
+  thisUpdate: number;
+  der: Uint8Array<ArrayBuffer>;
   pem: string;
   refreshAt: number;
 }
@@ -116,7 +117,8 @@ const CA_BACKDATE_MS = HOUR_MS;
 
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
-function checkTenant(tenantId: string): void {
+function checkTenant(tenantId: string, allowPlatform = false): void {
+  if (allowPlatform && tenantId === PLATFORM_TENANT) return;
   if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
     throw new AppError('ERR_PKI_TENANT_INVALID');
   }
@@ -429,7 +431,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     );
     const der = new Uint8Array(crl.rawData);
     // Not crl.toString('pem'): that writes `BEGIN CRL`, which OpenSSL and node reject.
-    return { der, pem: pemEncode(der, 'X509 CRL'), refreshAt: thisUpdate + crlValidityMs / 2 };
+    return { thisUpdate, der, pem: pemEncode(der, 'X509 CRL'), refreshAt: thisUpdate + crlValidityMs / 2 };
   }
 
   async function currentCrl(tenantId: string): Promise<CachedCrl> {
@@ -440,7 +442,9 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     const cached = crlCache.get(ca.record.id);
     if (cached) {
       const crl = await cached;
-      if (clock.now() < crl.refreshAt && crlCache.get(ca.record.id) === cached) return crl;
+      const now = clock.now();
+      // Re-sign half-way through its validity, and whenever the clock went back before thisUpdate.
+      if (now < crl.refreshAt && now >= crl.thisUpdate && crlCache.get(ca.record.id) === cached) return crl;
     }
     const building = buildCrl(ca);
     crlCache.set(ca.record.id, building);
@@ -731,7 +735,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     },
 
     async revokeCertificate(tenantId, serialIn, reasonIn) {
-      checkTenant(tenantId);
+      checkTenant(tenantId, true);
       const reason = checkReason(reasonIn);
       const serial = normalizeSerial(String(serialIn));
       await ensureLoaded();
@@ -775,7 +779,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     },
 
     async listCertificates(query) {
-      checkTenant(query.tenantId);
+      checkTenant(query.tenantId, true);
       const limit = query.limit ?? 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
         throw new AppError('ERR_VALIDATION', undefined, {
@@ -797,7 +801,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     },
 
     async getCertificate(tenantId, serial) {
-      checkTenant(tenantId);
+      checkTenant(tenantId, true);
       const c = await store.getCertificate(tenantId, normalizeSerial(String(serial)));
       if (!c) throw new AppError('ERR_PKI_CERT_NOT_FOUND');
       return view(c);
