@@ -71,7 +71,9 @@ export function parseArgs<C extends CommandSpec>(
   const raw: { name: string; value: string | undefined; token: string }[] = [];
   let command: C | undefined;
   let group: string | undefined;
-  let help = false;
+  // --help anywhere (before `--`) wins over any error in the rest of the line.
+  const end = argv.indexOf('--');
+  let help = (end === -1 ? argv : argv.slice(0, end)).some((t) => t === '--help' || t === '-h');
   let version = false;
   let endOfFlags = false;
 
