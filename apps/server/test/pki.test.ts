@@ -99,6 +99,44 @@ async function makeCsr(
   return { pem: csr.toString('pem'), der: new Uint8Array(csr.rawData), keys };
 }
 
+type CaHandle = { cert: x509.X509Certificate; signer: Awaited<ReturnType<typeof signerFromPkcs8>> };
+
+/** A CA made outside the platform (an offline root, or an issuing CA it signs). */
+async function makeExternalCa(
+  issuer: CaHandle | undefined,
+  name: string,
+  now: number,
+  opts: { ca?: boolean; pathLen?: number } = {},
+): Promise<CaHandle & { pem: string; keyPem: string }> {
+  const keys = await makeKeys('P-256');
+  const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const own = await signerFromPkcs8(pkcs8);
+  const s = signingParams(issuer ? issuer.signer : own);
+  const ski = await x509.SubjectKeyIdentifierExtension.create(asX509Key(keys.publicKey));
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomIds.serial(),
+      subject: name,
+      issuer: issuer ? issuer.cert.subjectName : name,
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 365 * DAY),
+      publicKey: asX509Key(keys.publicKey),
+      signingKey: s.signingKey,
+      signingAlgorithm: s.signingAlgorithm,
+      extensions: [
+        new x509.BasicConstraintsExtension(opts.ca ?? true, opts.pathLen ?? (issuer ? 0 : 1), true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        ski,
+        new x509.AuthorityKeyIdentifierExtension(
+          (issuer?.cert.getExtension(x509.SubjectKeyIdentifierExtension) ?? ski).keyId,
+        ),
+      ],
+    },
+    s.crypto,
+  );
+  return { cert, signer: own, pem: cert.toString('pem') + '\n', keyPem: pemEncode(pkcs8, 'PRIVATE KEY') };
+}
+
 interface Ctx {
   db: Db;
   pki: PkiService;
@@ -1116,6 +1154,98 @@ for (const backend of backends) {
         'hooli',
       ]);
       assert.match(row?.key_enc ?? '', /^bwk1\./);
+    });
+  });
+
+  describe(`pki with an offline root (${backend.name})`, { skip: backend.skip }, () => {
+    test('importIssuingCa adopts the root that comes with the chain, without its key', async () => {
+      const opened = await backend.open();
+      try {
+        const keys = keyProtectorFromKeys(randomBytes(32));
+        const clock = fixedClock(Date.now());
+        const pki = createPkiService({
+          store: createPkiStore(opened.db),
+          clock,
+          ids: randomIds,
+          keys,
+          logger: silentLogger,
+        });
+        await pki.load();
+        const now = clock.now();
+        const root = await makeExternalCa(undefined, 'CN=Offline Root, O=Umbrella', now);
+        const tenantCa = await makeExternalCa(root, 'CN=Umbrella Devices CA, O=Umbrella', now);
+        const platformCa = await makeExternalCa(root, 'CN=Umbrella Servers CA, O=Umbrella', now);
+        const stranger = await makeExternalCa(undefined, 'CN=Stranger Root', now);
+        const strangersCa = await makeExternalCa(stranger, 'CN=Stranger CA', now);
+        const notCa = await makeExternalCa(root, 'CN=Not a CA', now, { ca: false });
+        const refusals: [string, string, string][] = [
+          ['no root yet and none in the chain', tenantCa.pem, tenantCa.keyPem],
+          ['chain root that did not sign the CA', tenantCa.pem + stranger.pem, tenantCa.keyPem],
+          ['second certificate is not self-signed', tenantCa.pem + platformCa.pem, tenantCa.keyPem],
+          ['three certificates', tenantCa.pem + root.pem + root.pem, tenantCa.keyPem],
+          ['no certificate', 'hello', tenantCa.keyPem],
+          ['certificate that is not a CA', notCa.pem + root.pem, notCa.keyPem],
+          [
+            'EC private key in SEC1 form',
+            tenantCa.pem + root.pem,
+            tenantCa.keyPem.replace(/PRIVATE KEY/g, 'EC PRIVATE KEY'),
+          ],
+          ['key of another CA', tenantCa.pem + root.pem, platformCa.keyPem],
+        ];
+        for (const [name, certPem, keyPem] of refusals) {
+          await assert.rejects(
+            pki.importIssuingCa('umbrella', certPem, keyPem),
+            { code: 'ERR_PKI_CA_INVALID' },
+            name,
+          );
+        }
+        assert.equal(
+          Number((await opened.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM cas'))?.n),
+          0,
+          'refusals leave nothing behind',
+        );
+        await pki.importIssuingCa('umbrella', tenantCa.pem + root.pem, tenantCa.keyPem);
+        await pki.importIssuingCa('_platform', platformCa.pem + root.pem, platformCa.keyPem);
+        await assert.rejects(pki.importIssuingCa('umbrella', tenantCa.pem, tenantCa.keyPem), {
+          code: 'ERR_PKI_CA_EXISTS',
+        });
+        // Once adopted, the root is the anchor: a chain with another root is refused.
+        await assert.rejects(
+          pki.importIssuingCa('stranger', strangersCa.pem + stranger.pem, strangersCa.keyPem),
+          { code: 'ERR_PKI_CA_INVALID' },
+        );
+        const rootRow = await opened.db.get<{ key_enc: string | null; kind: string }>(
+          'SELECT key_enc, kind FROM cas WHERE id = ?',
+          ['root:1'],
+        );
+        assert.deepEqual({ ...rootRow }, { key_enc: null, kind: 'root' });
+        assert.equal(
+          new X509Certificate(await pki.rootCaPem()).fingerprint256,
+          new X509Certificate(root.pem).fingerprint256,
+        );
+        const csr = await makeCsr('P-256');
+        const issued = await pki.signDeviceCsr({ tenantId: 'umbrella', deviceId: 'u-1', csrPem: csr.pem });
+        assert.equal(pki.identifyClient(new X509Certificate(issued.certificatePem)).deviceId, 'u-1');
+        const server = await pki.issueServerCertificate(['localhost']);
+        assert.ok(new X509Certificate(server.certPem).verify(new X509Certificate(platformCa.pem).publicKey));
+        // A new tenant needs the offline root to sign its CA: refused, not silently re-rooted.
+        await assert.rejects(pki.ensureHierarchy('newcomer'), { code: 'ERR_PKI_CA_KEY' });
+        if (hasOpenssl) {
+          const dir = tempDir('bulwark-pki-offline-');
+          try {
+            const ca = join(dir.path, 'root.pem');
+            writeFileSync(ca, root.pem);
+            const chain = join(dir.path, 'chain.pem');
+            writeFileSync(chain, issued.chainPem);
+            const r = openssl(['verify', '-purpose', 'sslclient', '-CAfile', ca, '-untrusted', chain, chain]);
+            assert.equal(r.status, 0, r.stderr + r.stdout);
+          } finally {
+            dir.cleanup();
+          }
+        }
+      } finally {
+        await opened.cleanup();
+      }
     });
   });
 }

@@ -116,6 +116,7 @@ const LEAF_BACKDATE_MS = 5 * 60_000;
 const CA_BACKDATE_MS = HOUR_MS;
 
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/g;
 
 function checkTenant(tenantId: string, allowPlatform = false): void {
   if (allowPlatform && tenantId === PLATFORM_TENANT) return;
@@ -486,32 +487,59 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     },
 
     async importIssuingCa(tenantId, certPemIn, keyPem) {
-      checkTenant(tenantId);
+      checkTenant(tenantId, true);
+      const kind: CaKind = tenantId === PLATFORM_TENANT ? 'platform' : 'issuing';
+      const owner = kind === 'platform' ? null : tenantId;
       await ensureLoaded();
       await serialized(async () => {
-        if (issuing.has(tenantId)) throw new AppError('ERR_PKI_CA_EXISTS');
-        const r = root ?? (await createCa('root', null, undefined));
+        if (kind === 'platform' ? platformCa : issuing.has(tenantId)) throw new AppError('ERR_PKI_CA_EXISTS');
         const invalid = (detail: string, cause?: unknown) =>
           new AppError('ERR_PKI_CA_INVALID', undefined, { detail, cause });
-        let cert: x509.X509Certificate;
-        try {
-          cert = new x509.X509Certificate(certPemIn);
-        } catch (cause) {
-          throw invalid('certificate does not parse', cause);
+        const pems = typeof certPemIn === 'string' ? (certPemIn.match(PEM_CERT) ?? []) : [];
+        if (pems.length < 1 || pems.length > 2)
+          throw invalid('expected the CA certificate, optionally followed by the root');
+        const parse = (pem: string) => {
+          try {
+            return new x509.X509Certificate(pem);
+          } catch (cause) {
+            throw invalid('certificate does not parse', cause);
+          }
+        };
+        const isCa = (c: x509.X509Certificate) => {
+          const bc = c.getExtension(x509.BasicConstraintsExtension);
+          const ku = c.getExtension(x509.KeyUsagesExtension);
+          return bc?.ca === true && ku !== null && (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
+        };
+        const cert = parse(pems[0] ?? '');
+        if (!isCa(cert)) throw invalid('not a CA certificate with keyCertSign');
+        // The anchor: the platform root we have, or (first import, root kept offline) the root that came
+        // with the chain, adopted without a key.
+        let anchor = root?.cert;
+        let adopt: x509.X509Certificate | undefined;
+        if (pems[1] !== undefined) {
+          const chainRoot = parse(pems[1]);
+          if (!isCa(chainRoot) || !(await chainRoot.isSelfSigned()))
+            throw invalid('second certificate is not a root CA');
+          if (anchor && !sameBytes(anchor.rawData, chainRoot.rawData))
+            throw invalid('root is not the platform root');
+          if (!anchor) adopt = anchor = chainRoot;
         }
-        const bc = cert.getExtension(x509.BasicConstraintsExtension);
-        const ku = cert.getExtension(x509.KeyUsagesExtension);
-        if (!bc?.ca || !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-          throw invalid('not a CA certificate with keyCertSign');
-        }
-        if (!(await cert.verify({ publicKey: r.cert.publicKey, signatureOnly: true }))) {
+        if (!anchor) throw invalid('the platform has no root yet: append the root certificate');
+        if (
+          cert.issuer !== anchor.subject ||
+          !(await cert.verify({ publicKey: anchor.publicKey, signatureOnly: true }))
+        ) {
           throw invalid('not signed by the platform root');
         }
-        const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-        if (!ski) throw invalid('no subjectKeyIdentifier');
+        if (!cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId)
+          throw invalid('no subjectKeyIdentifier');
+        const now = clock.now();
+        if (cert.notAfter.getTime() <= now) throw invalid('certificate has expired');
         let pkcs8: Uint8Array;
         try {
-          const pem = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(keyPem);
+          const pem = /^\s*-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----\s*$/.exec(
+            keyPem,
+          );
           if (!pem?.[1]) throw new Error('no PKCS#8 PEM');
           pkcs8 = new Uint8Array(Buffer.from(pem[1].replace(/\s+/g, ''), 'base64'));
         } catch (cause) {
@@ -527,21 +555,31 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         }
         const spki = await webcrypto.subtle.exportKey('spki', imported.signer.publicKey);
         if (!sameBytes(spki, cert.publicKey.rawData)) throw invalid('key does not match the certificate');
-        const now = clock.now();
-        const record: CaRecord = {
-          id: caId('issuing', tenantId, 1),
-          tenantId,
-          kind: 'issuing',
-          subject: cert.subject,
-          serial: normalizeSerial(cert.serialNumber),
-          certPem: certPem(cert),
-          keyEnc: imported.keyEnc,
-          notBefore: cert.notBefore.getTime(),
-          notAfter: cert.notAfter.getTime(),
+        const toRecord = (
+          c: x509.X509Certificate,
+          k: CaKind,
+          t: string | null,
+          keyEnc: string | null,
+        ): CaRecord => ({
+          id: caId(k, t, 1),
+          tenantId: t,
+          kind: k,
+          subject: c.subject,
+          serial: normalizeSerial(c.serialNumber),
+          certPem: certPem(c),
+          keyEnc,
+          notBefore: c.notBefore.getTime(),
+          notAfter: c.notAfter.getTime(),
           status: 'active',
           createdAt: now,
-        };
-        if (record.notAfter <= now) throw invalid('certificate has expired');
+        });
+        if (adopt) {
+          const rootRecord = toRecord(adopt, 'root', null, null);
+          if (!(await store.insertCa(rootRecord))) throw new AppError('ERR_PKI_CA_EXISTS');
+          index(entryOf(rootRecord));
+          logger.info({ caId: rootRecord.id }, 'offline root CA adopted (no key)');
+        }
+        const record = toRecord(cert, kind, owner, imported.keyEnc);
         if (!(await store.insertCa(record))) throw new AppError('ERR_PKI_CA_EXISTS');
         const entry = entryOf(record);
         entry.signer = Promise.resolve(imported.signer);
