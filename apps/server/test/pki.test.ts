@@ -627,6 +627,17 @@ for (const backend of backends) {
           ],
           ['RSA-1024 key (openssl)', ossl(['-newkey', 'rsa:1024']), 'ERR_PKI_KEY_TYPE'],
           ['SHA-1 signature (openssl)', ossl(['-newkey', 'rsa:2048', '-sha1']), 'ERR_PKI_CSR_SIGNATURE'],
+          [
+            'RSA-2048 with exponent 3 (openssl)',
+            ossl(['-newkey', 'rsa:2048', '-pkeyopt', 'rsa_keygen_pubexp:3']),
+            'ERR_PKI_KEY_TYPE',
+          ],
+          ['Ed448 key (openssl)', ossl(['-newkey', 'ed448']), 'ERR_PKI_KEY_TYPE'],
+          [
+            'RSA-PSS-only key (openssl)',
+            ossl(['-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048']),
+            'ERR_PKI_KEY_TYPE',
+          ],
         );
       }
       for (const [name, csrPem, code] of cases) {

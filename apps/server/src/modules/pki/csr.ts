@@ -71,7 +71,9 @@ export function keyTypeOf(spki: ArrayBuffer): KeyType {
       return 'Ed25519';
     case 'rsa': {
       const bits = details.modulusLength ?? 0;
-      if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS) return `RSA-${bits}`;
+      const e = details.publicExponent ?? 0n;
+      // Odd exponent from 2^16+1 up (CA/Browser Forum BR §6.1.6): tiny exponents invite forgeries.
+      if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS && e >= 65537n && e % 2n === 1n) return `RSA-${bits}`;
       break;
     }
   }

@@ -211,6 +211,10 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
   }
 
   async function reload(): Promise<void> {
+    const before = [...issuing.values()]
+      .map((e) => e.record.id)
+      .sort()
+      .join(',');
     const cas = await store.listActiveCas();
     const previous = new Map<string, CaEntry>();
     for (const e of [root, platformCa, ...issuing.values()]) if (e) previous.set(e.record.id, e);
@@ -226,6 +230,14 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       revokedSerials.add(r.serial);
       revokedFingerprints.add(r.fingerprint256);
     }
+    // Another node may have created a tenant CA: TLS contexts must learn the new anchor.
+    if (
+      [...issuing.values()]
+        .map((e) => e.record.id)
+        .sort()
+        .join(',') !== before
+    )
+      emitTrustChanged();
   }
 
   function ensureLoaded(): Promise<void> {
