@@ -7,6 +7,7 @@ import { mkdir, open, readFile, rename, rm, stat, unlink, chmod } from 'node:fs/
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CliError } from './errors.ts';
+import { parseBaseUrl } from './http.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -153,9 +154,7 @@ export function resolveSettings({ flags, env, saved }: SettingSources): Connecti
 
 function sameServer(a: string, b: string): boolean {
   try {
-    const ua = new URL(a);
-    const ub = new URL(b);
-    return ua.origin === ub.origin && ua.pathname.replace(/\/+$/, '') === ub.pathname.replace(/\/+$/, '');
+    return parseBaseUrl(a).href === parseBaseUrl(b).href;
   } catch {
     return a === b;
   }

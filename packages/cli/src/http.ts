@@ -6,6 +6,7 @@ import { Agent, request as httpsRequest } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import type {
   AuditEntry,
+  AuditQuery,
   CertificateSummary,
   CreateDeviceInput,
   Device,
@@ -103,7 +104,7 @@ export interface ApiClient {
   revokeDevice(deviceId: string, options?: { reason?: string | undefined }): Promise<{ revoked: string[] }>;
   revokeCertificate(serial: string, options?: { reason?: string | undefined }): Promise<CertificateSummary>;
   listTelemetry(deviceId: string, query?: TelemetryQuery): Promise<Page<TelemetryRow>>;
-  listAudit(query?: PageQuery): Promise<Page<AuditEntry>>;
+  listAudit(query?: AuditQuery): Promise<Page<AuditEntry>>;
   /** Closes kept-alive connections. */
   close(): void;
 }
@@ -229,7 +230,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       call('GET', `/devices/${id(deviceId)}/telemetry`, {
         query: { from: q.from, to: q.to, stream: q.stream, limit: q.limit, cursor: q.cursor, order: q.order },
       }),
-    listAudit: (q = {}) => call('GET', '/audit', { query: { limit: q.limit, cursor: q.cursor } }),
+    listAudit: (q = {}) =>
+      call('GET', '/audit', { query: { limit: q.limit, cursor: q.cursor, action: q.action } }),
     close: () => agent.destroy(),
   };
 }

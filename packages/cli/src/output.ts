@@ -2,7 +2,8 @@
 
 export interface Column<T> {
   header: string;
-  value: (row: T) => string;
+  /** Server data may not match the types we expect: whatever comes back is shown as text. */
+  value: (row: T) => unknown;
   align?: 'left' | 'right';
 }
 
@@ -23,8 +24,8 @@ export function formatTable<T>(columns: readonly Column<T>[], rows: readonly T[]
 }
 
 /** `key  value` lines with the values aligned. Undefined values are left out. */
-export function formatKeyValues(pairs: readonly (readonly [string, string | undefined])[]): string {
-  const present = pairs.filter((p): p is readonly [string, string] => p[1] !== undefined);
+export function formatKeyValues(pairs: readonly (readonly [string, unknown])[]): string {
+  const present = pairs.filter((p) => p[1] !== undefined && p[1] !== null);
   const w = Math.max(0, ...present.map(([k]) => width(k)));
   return present.map(([k, v]) => `${k}${' '.repeat(w - width(k))}  ${clean(v)}`.trimEnd()).join('\n') + '\n';
 }
@@ -46,7 +47,15 @@ export function formatAttributes(attributes: Readonly<Record<string, unknown>> |
  * Values come from the server and may hold anything: control characters (terminal escape sequences,
  * newlines that break the table) are shown escaped, never sent to the terminal as they are.
  */
-export function clean(text: string): string {
+export function clean(value: unknown): string {
+  const text =
+    typeof value === 'string'
+      ? value
+      : value === undefined || value === null
+        ? ''
+        : typeof value === 'object'
+          ? JSON.stringify(value)
+          : String(value);
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     if (c === '\n') return '\\n';

@@ -29,7 +29,7 @@ export interface CertificateSummary {
   keyType: string;
   notBefore: string;
   notAfter: string;
-  revokedAt?: string;
+  revokedAt?: string | null;
   fingerprint256: string;
 }
 
@@ -63,14 +63,25 @@ export interface TelemetryRow {
   data: Record<string, unknown>;
 }
 
+/** Who did something, or what it was done to. Older servers sent a plain string. */
+export type AuditParty = string | { type: string; id: string };
+
 export interface AuditEntry {
   seq: number;
   ts: string;
-  actor: string;
+  tenant?: string | null;
+  actor: AuditParty;
   action: string;
-  target: string;
+  target?: AuditParty | null;
   outcome: string;
   reason?: string;
+  source?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditQuery extends PageQuery {
+  /** Only entries with this action, e.g. `device.create`. */
+  action?: string | undefined;
 }
 
 export interface CreateDeviceInput {

@@ -149,6 +149,11 @@ describe('usage errors through run()', () => {
     ],
     ['cert list without device', ['cert', 'list'], /missing --device <id>/],
     ['bad serial', ['cert', 'revoke', 'xyz!'], /is not a certificate serial number/],
+    [
+      'bad revocation reason',
+      ['cert', 'revoke', 'ab12', '--reason', 'lost'],
+      /--reason must be one of unspecified/,
+    ],
   ];
   for (const [name, argv, pattern] of cases) {
     it(`${name} -> exit 2`, async () => {

@@ -220,7 +220,8 @@ describe('device create', () => {
       /^error: Device already exists: device 'sensor-7' already exists \(ERR_DEVICE_EXISTS\)$/m,
     );
     assert.match(r.stderr, /^hint: .*--existing/m);
-    assert.deepEqual(await readdir(join(home, 'again')), []);
+    // The directory this run made is gone again, with the key that got no certificate.
+    await assert.rejects(stat(join(home, 'again')), { code: 'ENOENT' });
   });
 
   for (const keyType of ['p384', 'ed25519', 'rsa2048']) {
@@ -319,15 +320,22 @@ describe('the other commands', () => {
     assert.equal(list.code, 0, list.stderr);
     for (const s of serials) assert.ok(list.stdout.includes(s));
 
-    const one = await runCli(['cert', 'revoke', serials[0] as string, '--reason', 'rotated'], { env });
+    const one = await runCli(['cert', 'revoke', serials[0] as string, '--reason', 'superseded'], { env });
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /^status\s+revoked$/m);
-    assert.deepEqual(api.requests.at(-1)?.body, { reason: 'rotated' });
+    assert.deepEqual(api.requests.at(-1)?.body, { reason: 'superseded' });
 
-    const all = await runCli(['device', 'revoke', 'sensor-7', '--reason', 'stolen'], { env });
+    const sent = api.requests.length;
+    const badReason = await runCli(['device', 'revoke', 'sensor-7', '--reason', 'stolen'], { env });
+    assert.equal(badReason.code, 2);
+    assert.match(badReason.stderr, /--reason must be one of unspecified, keyCompromise/);
+    assert.equal(api.requests.length, sent, 'nothing sent');
+
+    // Reason names are matched case-insensitively and sent in their RFC 5280 spelling.
+    const all = await runCli(['device', 'revoke', 'sensor-7', '--reason', 'keycompromise'], { env });
     assert.equal(all.code, 0, all.stderr);
     assert.match(all.stdout, /^revoked 3 certificates of sensor-7:$/m);
-    assert.deepEqual(api.requests.at(-1)?.body, { reason: 'stolen' });
+    assert.deepEqual(api.requests.at(-1)?.body, { reason: 'keyCompromise' });
 
     const dis = await runCli(['device', 'disable', 'sensor-7'], { env });
     assert.equal(dis.stdout, 'device sensor-7 is disabled\n');
@@ -341,32 +349,32 @@ describe('the other commands', () => {
     assert.equal(api.devices.has('a-2'), false);
   });
 
-  it('audit prints a table', async () => {
+  it('audit prints a table (actor and target as type:id) and filters by action', async () => {
     api.audit.push(
-      {
-        seq: 1,
-        ts: '2025-06-01T12:00:00Z',
-        actor: 'ops-bot',
-        action: 'device.create',
-        target: 'sensor-7',
-        outcome: 'success',
-      },
       {
         seq: 2,
         ts: '2025-06-01T12:00:05Z',
-        actor: 'ops-bot',
-        action: 'device.revoke',
-        target: 'sensor-7',
+        actor: { type: 'user', id: 'u-1' },
+        action: 'cert.revoke',
+        target: { type: 'device', id: 'sensor-7' },
         outcome: 'success',
-        reason: 'stolen',
+        reason: 'keyCompromise',
       },
+      { seq: 1, ts: '2025-06-01T12:00:00Z', actor: 'ops-bot', action: 'device.create', outcome: 'success' },
     );
     const r = await runCli(['audit', '--limit', '10'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^SEQ\s+TIME\s+ACTOR\s+ACTION\s+TARGET\s+OUTCOME\s+REASON$/m);
     assert.match(
       r.stdout,
-      /^ {2}2\s+2025-06-01T12:00:05Z\s+ops-bot\s+device\.revoke\s+sensor-7\s+success\s+stolen$/m,
+      /^ {2}2\s+2025-06-01T12:00:05Z\s+user:u-1\s+cert\.revoke\s+device:sensor-7\s+success\s+keyCompromise$/m,
+    );
+    assert.match(r.stdout, /^ {2}1\s+2025-06-01T12:00:00Z\s+ops-bot\s+device\.create\s+success$/m);
+    const f = await runCli(['audit', '--action', 'device.create', '--json'], { env });
+    assert.equal(api.requests.at(-1)?.query.get('action'), 'device.create');
+    assert.deepEqual(
+      (JSON.parse(f.stdout) as { items: { seq: number }[] }).items.map((e) => e.seq),
+      [1],
     );
   });
 });

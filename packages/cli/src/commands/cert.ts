@@ -4,7 +4,7 @@ import { flagString } from '../args.ts';
 import type { Command } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { formatKeyValues, formatTable } from '../output.ts';
-import { certificateColumns, requireDeviceId } from './device.ts';
+import { certificateColumns, reasonFlag, requireDeviceId, revocationReason } from './device.ts';
 
 const list: Command = {
   path: ['cert', 'list'],
@@ -31,14 +31,15 @@ const revoke: Command = {
   path: ['cert', 'revoke'],
   summary: 'Revoke one certificate by serial number; sessions using it are dropped.',
   positionals: [{ name: 'serial', description: 'certificate serial number (hex), as shown by `cert list`' }],
-  flags: { reason: { type: 'string', value: 'TEXT', description: 'reason, kept in the audit log' } },
-  examples: ['bulwark cert revoke 3f9a0c51d2e47b88 --reason "key rotated"'],
+  flags: { reason: reasonFlag },
+  examples: ['bulwark cert revoke 1a38bca240c8f6d0f3d5aff05ff5b8be --reason superseded'],
   async run(ctx) {
     const serial = ctx.positionals.serial as string;
-    if (!/^[0-9A-Fa-f:]{1,128}$/.test(serial)) {
+    const reason = revocationReason(ctx);
+    if (!/^[0-9A-Fa-f]{1,64}$/.test(serial)) {
       throw new UsageError(`'${serial}' is not a certificate serial number (hex digits)`, ctx.command.path);
     }
-    const c = await (await ctx.api()).revokeCertificate(serial, { reason: flagString(ctx.flags, 'reason') });
+    const c = await (await ctx.api()).revokeCertificate(serial, { reason });
     if (ctx.json) {
       ctx.printJson(c);
       return;

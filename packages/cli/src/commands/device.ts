@@ -1,7 +1,7 @@
 // bulwark device create|list|show|revoke|disable|enable|delete
 
 import { errorCatalog, isValidDeviceId, topics } from '@bulwark/protocol';
-import { lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, rmdir, unlink } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { FlagSpec } from '../args.ts';
 import { flagBool, flagInt, flagList, flagString } from '../args.ts';
@@ -67,6 +67,36 @@ export const certificateColumns: Column<CertificateSummary>[] = [
   { header: 'revoked', value: (c) => c.revokedAt ?? '' },
   { header: 'fingerprint (sha-256)', value: (c) => c.fingerprint256 },
 ];
+
+/** RFC 5280 §5.3.1 reason codes the platform accepts when revoking. */
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const;
+
+export const reasonFlag: FlagSpec = {
+  type: 'string',
+  value: 'REASON',
+  description: `RFC 5280 reason: ${REVOCATION_REASONS.join(', ')} (default unspecified)`,
+};
+
+/** The --reason value in its canonical spelling (matched case-insensitively), or undefined when absent. */
+export function revocationReason(ctx: Context): string | undefined {
+  const v = flagString(ctx.flags, 'reason');
+  if (v === undefined) return undefined;
+  const match = REVOCATION_REASONS.find((r) => r.toLowerCase() === v.toLowerCase());
+  if (match === undefined) {
+    throw new UsageError(
+      `--reason must be one of ${REVOCATION_REASONS.join(', ')}; got '${v}'`,
+      ctx.command.path,
+    );
+  }
+  return match;
+}
 
 const FILES = { key: 'device.key', cert: 'device.crt', ca: 'ca.crt' } as const;
 
@@ -162,14 +192,23 @@ const create: Command = {
     const paths = { key: join(dir, FILES.key), cert: join(dir, FILES.cert), ca: join(dir, FILES.ca) };
 
     const api = await ctx.api();
-    // Fail before any side effect when a file is in the way.
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    for (const p of Object.values(paths)) await assertAbsent(p);
-
-    ctx.progress(`generating ${keyTypeLabel(keyType)} key…`);
-    const keys: CryptoKeyPair = await generateDeviceKey(keyType);
-    // The key is on disk before any certificate exists for it; removed again if nothing gets issued.
-    await writeNewFile(paths.key, await privateKeyPem(keys.privateKey), 0o600);
+    // Nothing goes to the server while a file is in the way.
+    const createdDir = await mkdir(dir, { recursive: true, mode: 0o700 });
+    let keys: CryptoKeyPair;
+    // Leave nothing behind when no certificate was issued: only directories this run made, and only if empty.
+    const removeDir = async (): Promise<void> => {
+      if (createdDir !== undefined) await rmdir(dir).catch(() => {});
+    };
+    try {
+      for (const p of Object.values(paths)) await assertAbsent(p);
+      ctx.progress(`generating ${keyTypeLabel(keyType)} key…`);
+      keys = await generateDeviceKey(keyType);
+      // The key is on disk before any certificate exists for it; removed again if nothing gets issued.
+      await writeNewFile(paths.key, await privateKeyPem(keys.privateKey), 0o600);
+    } catch (err) {
+      await removeDir();
+      throw err;
+    }
 
     let device: Device;
     let issued: IssuedCertificate;
@@ -189,6 +228,7 @@ const create: Command = {
       issued = await api.issueCertificate(id, csr);
     } catch (err) {
       await unlink(paths.key).catch(() => {});
+      await removeDir();
       if (created) {
         ctx.warn(
           `device ${id} was created but has no certificate; retry with: bulwark device create ${id} --existing`,
@@ -332,13 +372,15 @@ const revoke: Command = {
   path: ['device', 'revoke'],
   summary: "Revoke all of a device's certificates; its live connections are dropped.",
   positionals: [idArg],
-  flags: { reason: { type: 'string', value: 'TEXT', description: 'reason, kept in the audit log' } },
-  examples: ['bulwark device revoke sensor-1 --reason "stolen from site 4"'],
+  flags: { reason: reasonFlag },
+  examples: ['bulwark device revoke sensor-1 --reason keyCompromise'],
+  notes: 'The reason is recorded in the audit log and in the CRL.',
   async run(ctx) {
     const id = requireDeviceId(ctx, ctx.positionals.id as string);
+    const reason = revocationReason(ctx);
     const api = await ctx.api();
     ctx.progress(`revoking the certificates of ${id}…`);
-    const result = await api.revokeDevice(id, { reason: flagString(ctx.flags, 'reason') });
+    const result = await api.revokeDevice(id, { reason });
     if (ctx.json) {
       ctx.printJson(result);
       return;

@@ -34,7 +34,7 @@ export interface FakeCert {
   keyType: string;
   notBefore: string;
   notAfter: string;
-  revokedAt?: string;
+  revokedAt: string | null;
   fingerprint256: string;
 }
 
@@ -58,9 +58,9 @@ export interface FakeApi {
   audit: {
     seq: number;
     ts: string;
-    actor: string;
+    actor: string | { type: string; id: string };
     action: string;
-    target: string;
+    target?: string | { type: string; id: string };
     outcome: string;
     reason?: string;
   }[];
@@ -128,7 +128,20 @@ export async function startFakeApi(pki?: Pki): Promise<FakeApi> {
     return { items: slice, nextCursor: start + limit < items.length ? String(start + limit) : null };
   }
 
+  const reasons = [
+    'unspecified',
+    'keyCompromise',
+    'affiliationChanged',
+    'superseded',
+    'cessationOfOperation',
+    'privilegeWithdrawn',
+  ];
+
   async function route(req: RecordedRequest): Promise<Reply> {
+    const reason = (req.body as { reason?: unknown } | undefined)?.reason;
+    if (req.path.endsWith('/revoke') && reason !== undefined && !reasons.includes(String(reason))) {
+      return problem(400, 'ERR_VALIDATION', 'Request validation failed', 'reason is not allowed');
+    }
     const auth = req.headers.authorization;
     if (auth === undefined) return problem(401, 'ERR_AUTH_MISSING', 'Authentication required');
     if (auth !== `Bearer ${TOKEN}`) return problem(401, 'ERR_AUTH_INVALID_TOKEN', 'Invalid token');
@@ -198,6 +211,7 @@ export async function startFakeApi(pki?: Pki): Promise<FakeApi> {
           keyType: signed.keyType,
           notBefore: signed.notBefore,
           notAfter: signed.notAfter,
+          revokedAt: null,
           fingerprint256: signed.fingerprint256,
         };
         api.certificates.push(summary);
@@ -248,7 +262,13 @@ export async function startFakeApi(pki?: Pki): Promise<FakeApi> {
       x.revokedAt = now();
       return { status: 200, body: x };
     }
-    if (a === 'audit' && m === 'GET') return { status: 200, body: page(api.audit, req.query) };
+    if (a === 'audit' && m === 'GET') {
+      const action = req.query.get('action');
+      return {
+        status: 200,
+        body: page(action === null ? api.audit : api.audit.filter((e) => e.action === action), req.query),
+      };
+    }
     return problem(404, 'ERR_NOT_FOUND', 'No such resource');
   }
 
