@@ -181,6 +181,16 @@ describe('usage errors through run()', () => {
     assert.match(r.stderr, /not an https:\/\/ URL/);
   });
 
+  it('every command has help with its usage line', async () => {
+    const { commands } = await import('../src/commands/index.ts');
+    for (const c of commands) {
+      const r = await runInProcess([...c.path, '--help']);
+      assert.equal(r.code, 0);
+      assert.ok(r.stdout.startsWith(`usage: bulwark ${c.path.join(' ')}`), c.path.join(' '));
+      assert.ok(r.stdout.includes('global options:'));
+    }
+  });
+
   it('help and version go to stdout with exit 0', async () => {
     const h = await runInProcess(['--help']);
     assert.equal(h.code, 0);

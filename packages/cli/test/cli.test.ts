@@ -43,6 +43,16 @@ describe('connection settings and errors', () => {
     assert.match(r.stdout, /^tenant\s+acme$/m);
   });
 
+  it('reads the token from stdin with --token -', async () => {
+    const r = await runCli(['whoami', '--token', '-', '--json'], {
+      env: { ...env, BULWARK_TOKEN: undefined },
+      stdin: `${TOKEN}\n`,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { name: string }).name, 'ops-bot');
+    assert.equal(api.requests.at(-1)?.headers.authorization, `Bearer ${TOKEN}`);
+  });
+
   it('a server certificate from another CA -> exit 3 with the CA hint, nothing on stdout', async () => {
     const r = await runCli(['device', 'list'], { env: { ...env, BULWARK_CA_FILE: otherCaFile } });
     assert.equal(r.code, 3, r.stderr);
