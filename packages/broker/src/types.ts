@@ -5,8 +5,8 @@ export type { QoS };
 
 /** Whatever the transport knows about the peer; opaque to the broker and handed back to hooks. */
 export interface TransportInfo {
-  remoteAddress?: string;
-  remotePort?: number;
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
   [k: string]: unknown;
 }
 
