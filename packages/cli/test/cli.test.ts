@@ -306,6 +306,20 @@ describe('--json prints the API JSON as it is', () => {
   });
 });
 
+describe('paging', () => {
+  it('--all stops with an error when the server repeats a cursor', async () => {
+    api.override = (req) =>
+      req.path === '/api/v1/audit' ? { status: 200, body: { items: [], nextCursor: 'again' } } : undefined;
+    try {
+      const r = await runCli(['audit', '--all'], { env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /returned the cursor again twice/);
+    } finally {
+      api.override = undefined;
+    }
+  });
+});
+
 describe('the other commands', () => {
   it('device list prints an aligned table and points at the next page', async () => {
     const r = await runCli(['device', 'list', '--limit', '2'], { env });

@@ -4,7 +4,7 @@ import type { Command } from '../context.ts';
 import { flagString } from '../args.ts';
 import type { AuditEntry, AuditParty } from '../types.ts';
 import type { Column } from '../output.ts';
-import { listPages } from './device.ts';
+import { listPages, pageFlags } from './paging.ts';
 
 /** `user:3f2c…` for { type, id }; a plain string as it is. */
 export function formatParty(p: AuditParty | null | undefined): string {
@@ -28,9 +28,7 @@ const audit: Command = {
   summary: 'Show the audit log, newest first.',
   positionals: [],
   flags: {
-    limit: { type: 'string', value: 'N', description: 'page size (1-1000)' },
-    cursor: { type: 'string', value: 'CURSOR', description: 'continue from a previous page' },
-    all: { type: 'boolean', description: 'follow the pages to the end' },
+    ...pageFlags,
     action: {
       type: 'string',
       value: 'ACTION',

@@ -4,7 +4,7 @@ import { errorCatalog, isValidDeviceId, topics } from '@bulwark/protocol';
 import { lstat, mkdir, rmdir, unlink } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { FlagSpec } from '../args.ts';
-import { flagBool, flagInt, flagList, flagString } from '../args.ts';
+import { flagBool, flagList, flagString } from '../args.ts';
 import type { Command, Context } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { ApiError } from '../http.ts';
@@ -20,7 +20,8 @@ import {
 } from '../keys.ts';
 import type { Column } from '../output.ts';
 import { formatAttributes, formatKeyValues, formatTable, yesNo } from '../output.ts';
-import type { CertificateSummary, Device, DeviceDetail, IssuedCertificate, Page } from '../types.ts';
+import type { CertificateSummary, Device, DeviceDetail, IssuedCertificate } from '../types.ts';
+import { listPages, pageFlags } from './paging.ts';
 
 const idArg = { name: 'id', description: 'device id: 1-128 letters, digits, `.`, `_`, `-`, `:`' };
 
@@ -40,15 +41,16 @@ export function parseAttributes(
   pairs: readonly string[],
   command: readonly string[],
 ): Record<string, string> {
-  const attributes: Record<string, string> = {};
+  // A Map, then fromEntries: a key such as `__proto__` stays an ordinary attribute.
+  const attributes = new Map<string, string>();
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--attr expects KEY=VALUE, got '${pair}'`, command);
     const key = pair.slice(0, eq);
-    if (Object.hasOwn(attributes, key)) throw new UsageError(`--attr '${key}' given more than once`, command);
-    attributes[key] = pair.slice(eq + 1);
+    if (attributes.has(key)) throw new UsageError(`--attr '${key}' given more than once`, command);
+    attributes.set(key, pair.slice(eq + 1));
   }
-  return attributes;
+  return Object.fromEntries(attributes);
 }
 
 export const deviceColumns: Column<Device>[] = [
@@ -284,44 +286,6 @@ async function assertAbsent(path: string): Promise<void> {
 
 function ensureNewline(pem: string): string {
   return pem.endsWith('\n') ? pem : pem + '\n';
-}
-
-const pageFlags: Record<string, FlagSpec> = {
-  limit: { type: 'string', value: 'N', description: 'page size (1-1000)' },
-  cursor: { type: 'string', value: 'CURSOR', description: 'continue from a previous page' },
-  all: { type: 'boolean', description: 'follow the pages to the end' },
-};
-
-/** Fetches one page, or with --all every page; --json prints the API page (merged for --all). */
-export async function listPages<T>(
-  ctx: Context,
-  noun: string,
-  fetchPage: (query: { limit?: number; cursor?: string }) => Promise<Page<T>>,
-  columns: Column<T>[],
-): Promise<void> {
-  const limit = flagInt(ctx.flags, 'limit', ctx.command.path, 1, 1000);
-  const all = flagBool(ctx.flags, 'all');
-  let cursor = flagString(ctx.flags, 'cursor');
-  const items: T[] = [];
-  let page: Page<T>;
-  for (;;) {
-    page = await fetchPage({
-      ...(limit === undefined ? {} : { limit }),
-      ...(cursor === undefined ? {} : { cursor }),
-    });
-    items.push(...page.items);
-    if (!all || page.nextCursor === null || page.nextCursor === undefined) break;
-    cursor = page.nextCursor;
-    ctx.progress(`fetched ${items.length} ${noun}…`);
-  }
-  if (ctx.json) {
-    ctx.printJson(all ? { ...page, items, nextCursor: null } : page);
-    return;
-  }
-  ctx.out(items.length === 0 ? `no ${noun}\n` : formatTable(columns, items));
-  if (!all && page.nextCursor !== null && page.nextCursor !== undefined) {
-    ctx.progress(`more ${noun}: add --all, or --cursor ${page.nextCursor}`);
-  }
 }
 
 const list: Command = {
