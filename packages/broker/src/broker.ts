@@ -7,7 +7,7 @@ import { resolveLimits, SESSION_NEVER_EXPIRES } from './limits.ts';
 import { LocalRouter } from './local-router.ts';
 import { MemoryRetainedStore } from './memory-retained-store.ts';
 import { MemorySessionStore } from './memory-session-store.ts';
-import { Message } from './message.ts';
+import { asBuffer, Message } from './message.ts';
 import { ReasonCode } from './reason-codes.ts';
 import { Session } from './session.ts';
 import type { SessionContext, Subscription } from './session.ts';
@@ -561,7 +561,15 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
           if (authorize !== undefined && session.handle !== undefined) {
             if (!authorize(session.handle as ClientHandle<P>, r.topic)) continue;
           }
-          const m = new Message(r.topic, r.payload, r.qos, true, r.properties, r.expiresAt ?? 0, undefined);
+          const m = new Message(
+            r.topic,
+            asBuffer(r.payload),
+            r.qos,
+            true,
+            r.properties,
+            r.expiresAt ?? 0,
+            undefined,
+          );
           // [MQTT-3.3.1-8] retained messages sent for a new subscription have RETAIN set.
           session.deliver(m, r.qos < qos ? r.qos : qos, true, ids);
         }

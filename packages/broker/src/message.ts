@@ -39,7 +39,7 @@ export class Message {
   }
 
   static fromStored(m: StoredMessage | RoutedMessage, origin?: string): Message {
-    return new Message(m.topic, m.payload, m.qos, m.retain, m.properties, m.expiresAt ?? 0, origin);
+    return new Message(m.topic, asBuffer(m.payload), m.qos, m.retain, m.properties, m.expiresAt ?? 0, origin);
   }
 
   toStored(qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): StoredMessage {
@@ -125,6 +125,11 @@ export class Message {
     }
     return generate(packet, { protocolVersion: v5 ? 5 : 4 });
   }
+}
+
+/** Stores and routers may hand back a plain Uint8Array (structured clone, some drivers). */
+export function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function packetIdOffset(buf: Buffer): number {

@@ -261,3 +261,12 @@ export class RawClient {
     this.sock.destroy();
   }
 }
+
+/** Polls until `pred()` holds (bounded). */
+export async function waitFor(pred: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(5);
+  }
+}

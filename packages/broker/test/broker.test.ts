@@ -1,0 +1,432 @@
+// Behaviour the platform relies on: hooks, back-pressure, slow consumers, ports (session store,
+// cluster router), enhanced authentication, metrics and shutdown.
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
+import { MemorySessionStore, resolveLimits } from '../src/index.ts';
+import type { ClusterRouter, RoutedMessage, StoredMessage } from '../src/index.ts';
+import { cleanup, client, collect, end, RawClient, sleep, startBroker, waitFor } from './helpers.ts';
+
+afterEach(cleanup);
+
+test('limits are validated at start-up, every violation listed at once', () => {
+  assert.throws(
+    () => resolveLimits({ receiveMaximum: 0, maxPacketSize: -1, bogus: 1 } as never),
+    (err: Error) =>
+      err.message.includes('receiveMaximum') &&
+      err.message.includes('maxPacketSize') &&
+      err.message.includes('bogus'),
+  );
+  assert.equal(resolveLimits(undefined).maxPacketSize, 256 * 1024);
+  assert.equal(resolveLimits(undefined).receiveMaximum, 64);
+  assert.equal(resolveLimits(undefined).connectTimeoutMs, 10_000);
+  assert.ok(Object.isFrozen(resolveLimits({})));
+});
+
+test('onPublish back-pressure: with more than receiveMaximum unacknowledged publishes the socket is not read', async () => {
+  const pending: (() => void)[] = [];
+  const b = await startBroker({
+    limits: { receiveMaximum: 4 },
+    hooks: { onPublish: () => new Promise<void>((resolve) => pending.push(resolve)) },
+  });
+  const c = await RawClient.connect(b.port, 4);
+  for (let id = 1; id <= 20; id++) {
+    c.send({
+      cmd: 'publish',
+      topic: 't',
+      payload: Buffer.from('x'),
+      qos: 1,
+      messageId: id,
+      dup: false,
+      retain: false,
+    });
+  }
+  // receiveMaximum + 1 were taken in, then reading stopped; nothing is acknowledged yet.
+  assert.deepEqual(await c.quiet(150), []);
+  assert.equal(pending.length, 5);
+  // Acknowledge them all: reading resumes and everything is acknowledged, in order.
+  let acked = 0;
+  while (acked < 20) {
+    const batch = pending.splice(0);
+    for (const resolve of batch) resolve();
+    acked += batch.length;
+    if (acked < 20) await waitFor(() => pending.length > 0, 3000, 'more publishes to be read');
+  }
+  const ids: number[] = [];
+  for (let k = 0; k < 20; k++) ids.push((await c.next()).messageId!);
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+});
+
+test('onPublish { route: false } acknowledges without delivering', async () => {
+  const b = await startBroker({ hooks: { onPublish: async (_c, p) => ({ route: p.topic !== 'quiet' }) } });
+  const sub = await client(b.port, { clientId: 'rf-sub' });
+  const rx = collect(sub);
+  await sub.subscribeAsync('#', { qos: 1 });
+  const pub = await client(b.port, { clientId: 'rf-pub' });
+  await pub.publishAsync('quiet', 'x', { qos: 1 });
+  await pub.publishAsync('loud', 'y', { qos: 1 });
+  assert.equal((await rx.next()).topic, 'loud');
+  assert.equal(rx.messages.length, 1);
+});
+
+test('authorizeDelivery false: the message is not delivered to that client only', async () => {
+  const b = await startBroker({ hooks: { authorizeDelivery: (c) => c.id !== 'blocked' } });
+  const ok = await client(b.port, { clientId: 'allowed' });
+  const no = await client(b.port, { clientId: 'blocked' });
+  const rxOk = collect(ok);
+  const rxNo = collect(no);
+  await ok.subscribeAsync('d/#');
+  await no.subscribeAsync('d/#');
+  await b.broker.publish({ topic: 'd/1', payload: 'x', qos: 1 });
+  await rxOk.next();
+  await sleep(50);
+  assert.equal(rxNo.messages.length, 0);
+});
+
+test('slow consumer: QoS 0 to a client that does not read is dropped (counted), other clients get everything', async () => {
+  const b = await startBroker({ limits: { maxQueued: 10 } });
+  const slow = await RawClient.connect(b.port, 4, { clientId: 'slow' });
+  slow.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood', qos: 0 }] });
+  await slow.next();
+  slow.sock.pause(); // stop reading: the broker's writes back up
+  const fast = await client(b.port, { clientId: 'fast' });
+  const rx = collect(fast);
+  await fast.subscribeAsync('flood');
+  const payload = Buffer.alloc(16 * 1024, 0x61);
+  const total = 1500;
+  for (let i = 1; i <= total; i++) {
+    await b.broker.publish({ topic: 'flood', payload });
+    // Paced so that a client that reads keeps up.
+    if (i % 5 === 0) await rx.count(i, 10_000);
+  }
+  await rx.count(total, 10_000);
+  assert.equal(rx.messages.length, total);
+  assert.ok(b.broker.metrics.dropped > 0, 'some messages to the slow client were dropped');
+  slow.destroy();
+});
+
+test('handle.disconnect(): v5 gets DISCONNECT with the reason code; onDisconnect reports it', async () => {
+  const disconnects: { id: string; reason: string; reasonCode?: number }[] = [];
+  const b = await startBroker({
+    hooks: { onDisconnect: (c, info) => disconnects.push({ id: c.id, ...info }) },
+  });
+  const c = await RawClient.connect(b.port, 5, { clientId: 'revoked' });
+  const handle = b.broker.getClient('revoked');
+  assert.ok(handle);
+  assert.equal(handle.principal, 'anonymous');
+  assert.equal(handle.transport.remoteAddress, '127.0.0.1');
+  handle.disconnect(0x87, 'certificate revoked');
+  const rest = await c.closedByBroker();
+  const d = rest[0] as IDisconnectPacket;
+  assert.equal(d.reasonCode, 0x87);
+  assert.equal(d.properties?.reasonString, 'certificate revoked');
+  assert.equal(disconnects.length, 1);
+  assert.equal(disconnects[0]!.reasonCode, 0x87);
+  assert.equal(b.broker.getClient('revoked'), undefined);
+});
+
+test('close(): v5 clients get DISCONNECT 0x8B, every socket is closed, metrics go back to 0', async () => {
+  const b = await startBroker();
+  const v5 = await RawClient.connect(b.port, 5);
+  const v4 = await RawClient.connect(b.port, 4);
+  const idle = await RawClient.open(b.port); // never sent CONNECT
+  assert.equal(b.broker.metrics.connections, 2);
+  assert.equal([...b.broker.clients()].length, 2);
+  await b.close();
+  assert.equal(((await v5.closedByBroker())[0] as IDisconnectPacket).reasonCode, 0x8b);
+  assert.deepEqual(await v4.closedByBroker(), []);
+  assert.deepEqual(await idle.closedByBroker(), []);
+  assert.equal(b.broker.metrics.connections, 0);
+});
+
+test('metrics count messages in and out', async () => {
+  const b = await startBroker();
+  const sub = await client(b.port, { clientId: 'm-sub' });
+  const rx = collect(sub);
+  await sub.subscribeAsync('m/#', { qos: 1 });
+  const pub = await client(b.port, { clientId: 'm-pub' });
+  for (let i = 0; i < 5; i++) await pub.publishAsync('m/x', String(i), { qos: 1 });
+  await rx.count(5);
+  assert.equal(b.broker.metrics.messagesIn, 5);
+  assert.equal(b.broker.metrics.messagesOut, 5);
+  assert.equal(b.broker.metrics.connections, 2);
+  assert.equal(b.broker.metrics.subscriptions, 1);
+});
+
+test('hooks may be async: authenticate, authorizePublish and authorizeSubscribe', async () => {
+  const b = await startBroker<{ user: string | undefined }>({
+    hooks: {
+      authenticate: async ({ connect }) =>
+        connect.password?.toString() === 'secret'
+          ? { ok: true, principal: { user: connect.username } }
+          : { ok: false, reasonCode: 0x86 },
+      authorizePublish: async () => true as const,
+      authorizeSubscribe: async () => true as const,
+    },
+  });
+  await assert.rejects(client(b.port, { clientId: 'nope', username: 'u', password: 'wrong' }));
+  const c = await client(b.port, { clientId: 'yes', username: 'u', password: 'secret' });
+  const rx = collect(c);
+  await c.subscribeAsync('a/#', { qos: 1 });
+  await c.publishAsync('a/1', 'x', { qos: 1 });
+  assert.equal((await rx.next()).topic, 'a/1');
+  assert.deepEqual(b.broker.getClient('yes')?.principal, { user: 'u' });
+});
+
+test('3.1.1 empty client id with clean session gets a server-generated id', async () => {
+  const b = await startBroker();
+  const c = await RawClient.connect(b.port, 4, { clientId: '' });
+  const [handle] = [...b.broker.clients()];
+  assert.ok(handle?.id.startsWith('auto-'));
+  c.destroy();
+});
+
+test('offline queue is bounded by maxQueued', async () => {
+  const b = await startBroker({ limits: { maxQueued: 5 } });
+  const c = await client(b.port, { clientId: 'offline', clean: false });
+  await c.subscribeAsync('q/#', { qos: 1 });
+  await end(c);
+  await waitFor(() => b.broker.getClient('offline') === undefined);
+  for (let i = 0; i < 8; i++) await b.broker.publish({ topic: 'q/x', payload: String(i), qos: 1 });
+  const again = await client(b.port, { clientId: 'offline', clean: false });
+  const rx = collect(again);
+  await rx.count(5);
+  await sleep(100);
+  assert.deepEqual(
+    rx.messages.map((m) => m.payload.toString()),
+    ['0', '1', '2', '3', '4'],
+  );
+  assert.equal(b.broker.metrics.dropped, 3);
+});
+
+test('session store port: a session moves to another broker sharing the store (subscriptions, queue, in-flight)', async () => {
+  const store = new MemorySessionStore();
+  const calls: string[] = [];
+  const spy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const b1 = await startBroker({ sessions: spy });
+  const c = await RawClient.connect(b1.port, 5, {
+    clientId: 'roamer',
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+  });
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cmd/roamer', qos: 1 }] });
+  await c.next();
+  await b1.broker.publish({ topic: 'cmd/roamer', payload: 'inflight', qos: 1 });
+  assert.equal(((await c.next()) as IPublishPacket).payload.toString(), 'inflight'); // not acknowledged
+  c.destroy();
+  await sleep(50);
+  await b1.broker.publish({ topic: 'cmd/roamer', payload: 'queued', qos: 1 });
+  await sleep(50);
+  await b1.close();
+  assert.ok(calls.includes('save') && calls.includes('enqueue'));
+
+  const b2 = await startBroker({ sessions: store });
+  const c2 = await RawClient.open(b2.port, 5);
+  c2.send({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 5,
+    clientId: 'roamer',
+    clean: false,
+    keepalive: 0,
+    properties: { sessionExpiryInterval: 3600 },
+  });
+  assert.equal(((await c2.next()) as IConnackPacket).sessionPresent, true);
+  const redelivered = (await c2.next()) as IPublishPacket;
+  assert.equal(redelivered.payload.toString(), 'inflight');
+  assert.equal(redelivered.dup, true);
+  const queued = (await c2.next()) as IPublishPacket;
+  assert.equal(queued.payload.toString(), 'queued');
+  c2.send({ cmd: 'puback', messageId: redelivered.messageId! });
+  c2.send({ cmd: 'puback', messageId: queued.messageId! });
+  // The restored subscription is live on the new broker.
+  await b2.broker.publish({ topic: 'cmd/roamer', payload: 'live', qos: 1 });
+  assert.equal(((await c2.next()) as IPublishPacket).payload.toString(), 'live');
+});
+
+/** Two brokers joined by an in-memory bus implementing the ClusterRouter port. */
+function memoryBus(): {
+  router(name: string): ClusterRouter;
+  forwarded: { from: string; to: string; topic: string }[];
+} {
+  const nodes = new Map<string, { deliver: (m: RoutedMessage) => void; filters: Map<string, number> }>();
+  const forwarded: { from: string; to: string; topic: string }[] = [];
+  const matches = (filter: string, topic: string): boolean => {
+    const f = filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter;
+    const fl = f.split('/');
+    const tl = topic.split('/');
+    for (let i = 0; i < fl.length; i++) {
+      if (fl[i] === '#') return true;
+      if (i >= tl.length) return false;
+      if (fl[i] !== '+' && fl[i] !== tl[i]) return false;
+    }
+    return fl.length === tl.length;
+  };
+  return {
+    forwarded,
+    router(name) {
+      const node = { deliver: (_m: RoutedMessage) => {}, filters: new Map<string, number>() };
+      nodes.set(name, node);
+      return {
+        attach(deliver) {
+          node.deliver = deliver;
+        },
+        subscribe(filter) {
+          node.filters.set(filter, (node.filters.get(filter) ?? 0) + 1);
+        },
+        unsubscribe(filter) {
+          node.filters.delete(filter);
+        },
+        forward(m) {
+          for (const [other, n] of nodes) {
+            if (other === name) continue;
+            if (![...n.filters.keys()].some((f) => matches(f, m.topic))) continue;
+            forwarded.push({ from: name, to: other, topic: m.topic });
+            n.deliver(structuredClone(m));
+          }
+        },
+      };
+    },
+  };
+}
+
+test('cluster router port: messages reach subscribers on another node, and only nodes with interest', async () => {
+  const bus = memoryBus();
+  const a = await startBroker({ router: bus.router('a') });
+  const b = await startBroker({ router: bus.router('b') });
+  const sub = await client(b.port, { clientId: 'on-b' });
+  const rx = collect(sub);
+  await sub.subscribeAsync('fleet/+/telemetry', { qos: 1 });
+  const pub = await client(a.port, { clientId: 'on-a' });
+  await pub.publishAsync('fleet/d1/telemetry', '42', { qos: 1 });
+  await pub.publishAsync('nobody/listens', 'x', { qos: 1 });
+  const m = await rx.next();
+  assert.equal(m.topic, 'fleet/d1/telemetry');
+  assert.deepEqual(bus.forwarded, [{ from: 'a', to: 'b', topic: 'fleet/d1/telemetry' }]);
+  await sub.unsubscribeAsync('fleet/+/telemetry');
+  await pub.publishAsync('fleet/d1/telemetry', '43', { qos: 1 });
+  await sleep(50);
+  assert.equal(bus.forwarded.length, 1);
+});
+
+test('v5 enhanced authentication: AUTH challenge/response, then CONNACK; re-authentication', async () => {
+  const b = await startBroker({
+    hooks: {
+      authenticateEnhanced: ({ method, data, step }) => {
+        if (method !== 'CHALLENGE') return { ok: false, reasonCode: 0x8c };
+        if (step === 0) return { ok: 'continue', data: Buffer.from('nonce'), state: 'sent-nonce' };
+        return data?.toString() === 'signed-nonce'
+          ? { ok: true, principal: 'device-7' }
+          : { ok: false, reasonCode: 0x87, reasonString: 'bad signature' };
+      },
+    },
+  });
+  const connect = {
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 5,
+    clientId: 'ea',
+    clean: true,
+    keepalive: 0,
+    properties: { authenticationMethod: 'CHALLENGE', authenticationData: Buffer.from('hello') },
+  } as const;
+  const c = await RawClient.open(b.port, 5);
+  c.send(connect);
+  const challenge = await c.next();
+  assert.equal(challenge.cmd, 'auth');
+  assert.equal((challenge as { reasonCode: number }).reasonCode, 0x18);
+  c.send({
+    cmd: 'auth',
+    reasonCode: 0x18,
+    properties: { authenticationMethod: 'CHALLENGE', authenticationData: Buffer.from('signed-nonce') },
+  });
+  const ack = (await c.next()) as IConnackPacket;
+  assert.equal(ack.reasonCode, 0);
+  assert.equal(ack.properties?.authenticationMethod, 'CHALLENGE');
+  assert.equal(b.broker.getClient('ea')?.principal, 'device-7');
+  // Re-authentication on the live connection.
+  c.send({ cmd: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'CHALLENGE' } });
+  assert.equal(((await c.next()) as { reasonCode: number }).reasonCode, 0x18);
+  c.send({
+    cmd: 'auth',
+    reasonCode: 0x18,
+    properties: { authenticationMethod: 'CHALLENGE', authenticationData: Buffer.from('signed-nonce') },
+  });
+  const done = await c.next();
+  assert.equal(done.cmd, 'auth');
+  assert.equal((done as { reasonCode: number }).reasonCode, 0);
+
+  // A wrong response is refused.
+  const bad = await RawClient.open(b.port, 5);
+  bad.send({ ...connect, clientId: 'ea2' });
+  await bad.next();
+  bad.send({
+    cmd: 'auth',
+    reasonCode: 0x18,
+    properties: { authenticationMethod: 'CHALLENGE', authenticationData: Buffer.from('forged') },
+  });
+  const refused = (await bad.closedByBroker())[0] as IConnackPacket;
+  assert.equal(refused.reasonCode, 0x87);
+});
+
+test('v5 authentication method without an enhanced-auth hook is refused with 0x8C', async () => {
+  const b = await startBroker();
+  const c = await RawClient.open(b.port, 5);
+  c.send({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 5,
+    clientId: 'x',
+    clean: true,
+    keepalive: 0,
+    properties: { authenticationMethod: 'SCRAM-SHA-1' },
+  });
+  assert.equal(((await c.closedByBroker())[0] as IConnackPacket).reasonCode, 0x8c);
+});
+
+test('server publish: validates the topic, delivers with properties and retains', async () => {
+  const b = await startBroker();
+  await assert.rejects(b.broker.publish({ topic: 'bad/#', payload: 'x' }), TypeError);
+  await b.broker.publish({
+    topic: 'cmd/d1',
+    payload: 'reboot',
+    qos: 1,
+    retain: true,
+    properties: { responseTopic: 'res/d1', correlationData: Buffer.from('42') },
+  });
+  const c = await client(b.port, { clientId: 'd1', protocolVersion: 5 });
+  const rx = collect(c);
+  await c.subscribeAsync('cmd/d1', { qos: 1 });
+  const m = await rx.next();
+  assert.equal(m.payload.toString(), 'reboot');
+  assert.equal(m.packet.retain, true);
+  assert.equal(m.packet.properties?.responseTopic, 'res/d1');
+});
+
+test('stored messages survive the SessionStore round trip unchanged', async () => {
+  const store = new MemorySessionStore();
+  const msg: StoredMessage = {
+    topic: 't',
+    payload: Buffer.from('x'),
+    qos: 1,
+    retain: false,
+    properties: { userProperties: { k: 'v' } },
+    expiresAt: 123,
+  };
+  await store.enqueue('c', [msg]);
+  const [out] = await store.dequeue('c', 10);
+  assert.deepEqual(out, msg);
+  assert.deepEqual(await store.dequeue('c', 10), []);
+});
