@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FakeApi } from './helpers/fake-api.ts';
-import { startFakeApi, TOKEN } from './helpers/fake-api.ts';
+import { makePki, startFakeApi, TOKEN } from './helpers/fake-api.ts';
 import { makeRootCa } from './helpers/pki.ts';
 import { cliEnv, runCli } from './helpers/run-cli.ts';
 
@@ -503,5 +503,67 @@ describe('telemetry', () => {
       rows.map((x) => x.data.temperature),
       [23, 24, 99, 25],
     );
+  });
+
+  it('--follow survives a server restart and goes on where it left off', async () => {
+    const pki = await makePki('Restart');
+    let server = await startFakeApi(pki);
+    const port = Number(new URL(server.url).port);
+    const caPath = join(home, 'restart-ca.crt');
+    await writeFile(caPath, server.rootPem);
+    const rows = (n: number) => ({ deviceId: 'dev-r', ts: `2025-06-01T12:00:0${n}.000Z`, data: { n } });
+    server.devices.set('dev-r', {
+      id: 'dev-r',
+      tenant: 'acme',
+      status: 'active',
+      attributes: {},
+      createdAt: '',
+      updatedAt: '',
+    });
+    server.telemetry.push(rows(1));
+    let phase = 0;
+    let sawRetry: () => void = () => {};
+    const retrying = new Promise<void>((resolve) => (sawRetry = resolve));
+    const r = await runCli(['telemetry', 'dev-r', '--follow', '--interval', '0.05', '--json'], {
+      env: { ...env, BULWARK_URL: server.url, BULWARK_CA_FILE: caPath },
+      onStderr: (text) => {
+        if (text.includes('retrying')) sawRetry();
+      },
+      onStdout: (text, child) => {
+        const n = text.trim().split('\n').length;
+        if (phase === 0 && n === 1) {
+          phase = 1;
+          // Stop the server; once the CLI has said it is retrying, start a new one on the same port.
+          void server.close().then(async () => {
+            await retrying;
+            server = await startFakeApi(pki, port);
+            server.devices.set('dev-r', {
+              id: 'dev-r',
+              tenant: 'acme',
+              status: 'active',
+              attributes: {},
+              createdAt: '',
+              updatedAt: '',
+            });
+            server.telemetry.push(rows(1), rows(2));
+          });
+        }
+        if (phase === 1 && n === 2) {
+          phase = 2;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    await server.close();
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { data: { n: number } }).data.n),
+      [1, 2],
+    );
+    assert.match(r.stderr, /^warning: cannot reach .*; retrying every 0\.05 s$/m);
+    assert.match(r.stderr, /^reconnected$/m);
   });
 });

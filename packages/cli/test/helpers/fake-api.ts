@@ -99,7 +99,8 @@ function problem(status: number, code: string, title: string, detail?: string): 
   };
 }
 
-export async function startFakeApi(pki?: Pki): Promise<FakeApi> {
+/** `port` 0 (default) picks a free port; a fixed one restarts a server where a client expects it. */
+export async function startFakeApi(pki?: Pki, port = 0): Promise<FakeApi> {
   const { root, issuing, server: tls } = pki ?? (await makePki());
   const api: FakeApi = {
     url: '',
@@ -303,9 +304,8 @@ export async function startFakeApi(pki?: Pki): Promise<FakeApi> {
       res.end(String(err));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  api.url = `https://127.0.0.1:${port}`;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  api.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   api.close = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();

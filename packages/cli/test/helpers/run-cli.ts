@@ -21,6 +21,8 @@ export interface CliOptions {
   stdin?: string;
   /** Called with each stdout chunk; for tests that react to output (telemetry --follow). */
   onStdout?: (text: string, child: ChildProcess) => void;
+  /** Called with all stderr so far, on each chunk. */
+  onStderr?: (text: string) => void;
   timeoutMs?: number;
 }
 
@@ -46,7 +48,10 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
       stdout += d;
       options.onStdout?.(stdout, child);
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      options.onStderr?.(stderr);
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
