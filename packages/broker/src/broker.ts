@@ -551,31 +551,34 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   }
 
   sendRetained(session: Session, filter: string, qos: QoS, ids: number[] | undefined): void {
-    this.#retained.match(filter).then(
-      (list) => {
-        if (session.ended) return;
-        const now = this.clock.now();
-        const authorize = this.hooks.authorizeDelivery;
-        for (const r of list) {
-          if (r.expiresAt !== undefined && r.expiresAt <= now) continue;
-          if (authorize !== undefined && session.handle !== undefined) {
-            if (!authorize(session.handle as ClientHandle<P>, r.topic)) continue;
+    this.#retained
+      .match(filter)
+      .then(
+        (list) => {
+          if (session.ended) return;
+          const now = this.clock.now();
+          const authorize = this.hooks.authorizeDelivery;
+          for (const r of list) {
+            if (r.expiresAt !== undefined && r.expiresAt <= now) continue;
+            if (authorize !== undefined && session.handle !== undefined) {
+              if (!authorize(session.handle as ClientHandle<P>, r.topic)) continue;
+            }
+            const m = new Message(
+              r.topic,
+              asBuffer(r.payload),
+              r.qos,
+              true,
+              r.properties,
+              r.expiresAt ?? 0,
+              undefined,
+            );
+            // [MQTT-3.3.1-8] retained messages sent for a new subscription have RETAIN set.
+            session.deliver(m, r.qos < qos ? r.qos : qos, true, ids);
           }
-          const m = new Message(
-            r.topic,
-            asBuffer(r.payload),
-            r.qos,
-            true,
-            r.properties,
-            r.expiresAt ?? 0,
-            undefined,
-          );
-          // [MQTT-3.3.1-8] retained messages sent for a new subscription have RETAIN set.
-          session.deliver(m, r.qos < qos ? r.qos : qos, true, ids);
-        }
-      },
-      (err: unknown) => this.logger.error({ err, filter }, 'retained store match failed'),
-    );
+        },
+        (err: unknown) => this.logger.error({ err, filter }, 'retained store match failed'),
+      )
+      .catch((err: unknown) => this.logger.error({ err, filter }, 'retained delivery failed'));
   }
 
   // ---- routing -----------------------------------------------------------------------------------

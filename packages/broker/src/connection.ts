@@ -166,7 +166,12 @@ export class Connection<P> implements SessionConnection {
 
   #drain(): void {
     while (this.#blocked === 0 && !this.#paused && this.state !== 'closed') {
-      const r = this.#reader.next();
+      let r: ReturnType<PacketReader['next']>;
+      try {
+        r = this.#reader.next();
+      } catch (err) {
+        r = { kind: 'malformed', message: err instanceof Error ? err.message : 'undecodable packet' };
+      }
       if (r === undefined) return;
       if (!('cmd' in r)) {
         if (r.kind === 'too-large') {
@@ -183,8 +188,34 @@ export class Connection<P> implements SessionConnection {
         return;
       }
       this.#lastSeen = this.core.clock.now();
-      this.#onPacket(r);
+      try {
+        this.#onPacket(r);
+      } catch (err) {
+        this.#internalError(err);
+      }
     }
+  }
+
+  /** A bug must cost one connection, never the process. */
+  #internalError(err: unknown): void {
+    this.core.logger.error(
+      { err, clientId: this.clientId, transport: this.transport },
+      'internal error on connection',
+    );
+    if (this.state === 'open')
+      this.disconnect(ReasonCode.implementationSpecificError, undefined, 'internal error');
+    else this.close('internal error');
+  }
+
+  /** Wraps a promise continuation so that a throw closes this connection instead of going unhandled. */
+  #guard<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        this.#internalError(err);
+      }
+    };
   }
 
   #block(): void {
@@ -333,8 +364,8 @@ export class Connection<P> implements SessionConnection {
     }
     if (isThenable<AuthenticateResult<P>>(result)) {
       result.then(
-        (r) => this.#authenticated(r),
-        (err: unknown) => this.#authError(err),
+        this.#guard((r: AuthenticateResult<P>) => this.#authenticated(r)),
+        this.#guard((err: unknown) => this.#authError(err)),
       );
     } else this.#authenticated(result);
   }
@@ -364,8 +395,10 @@ export class Connection<P> implements SessionConnection {
     }
     if (isThenable<EnhancedAuthResult<P>>(r)) {
       r.then(
-        (v) => this.#enhancedResult(v, undefined),
-        (err: unknown) => this.#enhancedResult({ ok: false, reasonCode: ReasonCode.unspecifiedError }, err),
+        this.#guard((v: EnhancedAuthResult<P>) => this.#enhancedResult(v, undefined)),
+        this.#guard((err: unknown) =>
+          this.#enhancedResult({ ok: false, reasonCode: ReasonCode.unspecifiedError }, err),
+        ),
       );
     } else this.#enhancedResult(r, undefined);
   }
@@ -525,7 +558,7 @@ export class Connection<P> implements SessionConnection {
       this.#unblock();
     };
     if (isThenable<{ session: Session; present: boolean } | undefined>(attached)) {
-      attached.then(finish, (err: unknown) => {
+      attached.then(this.#guard(finish), (err: unknown) => {
         this.core.logger.error({ err, clientId }, 'session attach failed');
         this.#unblock();
         this.#refuse(ReasonCode.unspecifiedError, undefined);
@@ -653,8 +686,8 @@ export class Connection<P> implements SessionConnection {
     if (isThenable<AuthzResult>(authz)) {
       const slot = this.#slot(p);
       authz.then(
-        (a) => this.#authorized(slot, a),
-        (err: unknown) => this.#settle(slot, err, undefined),
+        this.#guard((a: AuthzResult) => this.#authorized(slot, a)),
+        this.#guard((err: unknown) => this.#settle(slot, err, undefined)),
       );
       return;
     }
@@ -687,8 +720,8 @@ export class Connection<P> implements SessionConnection {
     if (isThenable<void | { route?: boolean }>(r)) {
       const slot = this.#slot(p);
       r.then(
-        (v) => this.#settle(slot, undefined, v),
-        (err: unknown) => this.#settle(slot, err, undefined),
+        this.#guard((v: void | { route?: boolean }) => this.#settle(slot, undefined, v)),
+        this.#guard((err: unknown) => this.#settle(slot, err, undefined)),
       );
       return;
     }
@@ -723,8 +756,8 @@ export class Connection<P> implements SessionConnection {
       const r = hook(this.handle!, slot.packet);
       if (isThenable<void | { route?: boolean }>(r)) {
         r.then(
-          (v) => this.#settle(slot, undefined, v),
-          (err: unknown) => this.#settle(slot, err, undefined),
+          this.#guard((v: void | { route?: boolean }) => this.#settle(slot, undefined, v)),
+          this.#guard((err: unknown) => this.#settle(slot, err, undefined)),
         );
       } else this.#settle(slot, undefined, r);
     } catch (err) {
@@ -902,12 +935,12 @@ export class Connection<P> implements SessionConnection {
     // Later packets wait, so a PUBLISH sent after SUBSCRIBE sees the subscription.
     this.#block();
     Promise.all(pending).then(
-      () => {
+      this.#guard(() => {
         if (this.state === 'closed') return;
         this.#applySubscribe(p, codes, parsed, subId ?? 0);
         this.#unblock();
-      },
-      () => this.#unblock(),
+      }),
+      this.#guard(() => this.#unblock()),
     );
   }
 

@@ -129,6 +129,31 @@ export class PacketReader {
     if (this.#error !== undefined) return { kind: 'malformed', message: this.#error };
     const packet = this.#packet as Packet | undefined;
     if (packet === undefined) return { kind: 'malformed', message: 'packet could not be decoded' };
+    if (needsPacketId(packet)) {
+      const id = packet.messageId;
+      // [MQTT-2.3.1-1] a packet identifier is present and non-zero.
+      if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65_535) {
+        return { kind: 'malformed', message: 'missing or zero packet identifier' };
+      }
+    }
     return packet;
+  }
+}
+
+function needsPacketId(p: Packet): boolean {
+  switch (p.cmd) {
+    case 'publish':
+      return p.qos > 0;
+    case 'puback':
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+    case 'subscribe':
+    case 'unsubscribe':
+    case 'suback':
+    case 'unsuback':
+      return true;
+    default:
+      return false;
   }
 }

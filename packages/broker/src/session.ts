@@ -273,36 +273,40 @@ export class Session {
     const max = Math.max(1, Math.min(STORE_BATCH, this.#ctx.maxQueued));
     // Let this tick's batch reach the store first.
     process.nextTick(() => {
-      this.#chain(() => this.#ctx.store.dequeue(this.clientId, max)).then(
-        (messages) => {
-          this.#fetching = false;
-          if (messages.length < max) this.#stored = this.#storedSeq - seqAtIssue;
-          else if (this.#stored !== -1) this.#stored = Math.max(0, this.#stored - messages.length);
-          const c = this.conn;
-          if (c === undefined || this.ended) {
-            if (messages.length > 0 && !this.ended) {
-              this.#stored = this.#stored === -1 ? -1 : this.#stored + messages.length;
-              void this.#chain(() => this.#ctx.store.enqueue(this.clientId, messages));
+      this.#chain(() => this.#ctx.store.dequeue(this.clientId, max))
+        .then(
+          (messages) => {
+            this.#fetching = false;
+            if (messages.length < max) this.#stored = this.#storedSeq - seqAtIssue;
+            else if (this.#stored !== -1) this.#stored = Math.max(0, this.#stored - messages.length);
+            const c = this.conn;
+            if (c === undefined || this.ended) {
+              if (messages.length > 0 && !this.ended) {
+                this.#stored = this.#stored === -1 ? -1 : this.#stored + messages.length;
+                void this.#chain(() => this.#ctx.store.enqueue(this.clientId, messages));
+              }
+              return;
             }
-            return;
-          }
-          for (const m of messages) {
-            const ids = m.subscriptionIds;
-            this.#queue.push({
-              msg: Message.fromStored(m),
-              qos: m.qos,
-              retain: m.retain,
-              ids,
-              packetId: 0,
-              state: 0,
-            });
-          }
-          this.pump();
-        },
-        () => {
-          this.#fetching = false;
-        },
-      );
+            for (const m of messages) {
+              const ids = m.subscriptionIds;
+              this.#queue.push({
+                msg: Message.fromStored(m),
+                qos: m.qos,
+                retain: m.retain,
+                ids,
+                packetId: 0,
+                state: 0,
+              });
+            }
+            this.pump();
+          },
+          () => {
+            this.#fetching = false;
+          },
+        )
+        .catch((err: unknown) =>
+          this.#ctx.logger.error({ err, clientId: this.clientId }, 'queued delivery failed'),
+        );
     });
   }
 

@@ -210,6 +210,18 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c);
   });
 
+  test('[MQTT-2.3.1-1] a QoS 1 PUBLISH with packet identifier 0 closes the connection', async () => {
+    const c = await RawClient.connect(b.port, 4);
+    c.write([0x32, 0x06, 0x00, 0x01, 0x61, 0x00, 0x00, 0x78]);
+    await expectClosedWithout(c);
+  });
+
+  test('[MQTT-2.3.1-1] a PUBREC without a packet identifier closes the connection', async () => {
+    const c = await RawClient.connect(b.port, 4);
+    c.write([0x50, 0x00]);
+    await expectClosedWithout(c);
+  });
+
   test('[MQTT-3.3.1-4] PUBLISH with both QoS bits set closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x36, 0x06, 0x00, 0x01, 0x61, 0x00, 0x01, 0x78]);
