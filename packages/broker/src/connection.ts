@@ -372,8 +372,9 @@ export class Connection<P> implements SessionConnection {
 
   #authError(err: unknown): void {
     this.core.logger.error({ err, transport: this.transport }, 'authenticate hook failed');
-    this.#unblock();
+    // Refuse (and close) before unblocking, so packets queued behind the CONNECT are never processed.
     this.#refuse(ReasonCode.unspecifiedError, undefined);
+    this.#unblock();
   }
 
   #runEnhanced(data: Buffer | undefined): void {
@@ -471,8 +472,8 @@ export class Connection<P> implements SessionConnection {
   #authenticated(r: AuthenticateResult<P>): void {
     if (this.state === 'closed') return;
     if (!r.ok) {
-      this.#unblock();
       this.#refuse(r.reasonCode, r.reasonString);
+      this.#unblock();
       return;
     }
     const p = this.#connect!;
@@ -560,8 +561,8 @@ export class Connection<P> implements SessionConnection {
     if (isThenable<{ session: Session; present: boolean } | undefined>(attached)) {
       attached.then(this.#guard(finish), (err: unknown) => {
         this.core.logger.error({ err, clientId }, 'session attach failed');
-        this.#unblock();
         this.#refuse(ReasonCode.unspecifiedError, undefined);
+        this.#unblock();
       });
     } else finish(attached);
   }

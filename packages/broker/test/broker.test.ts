@@ -2,7 +2,8 @@
 // cluster router), enhanced authentication, metrics and shutdown.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
+import mqttPacket from 'mqtt-packet';
+import type { IConnackPacket, IDisconnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
 import { MemorySessionStore, resolveLimits } from '../src/index.ts';
 import type { ClusterRouter, RoutedMessage, StoredMessage } from '../src/index.ts';
 import { cleanup, client, collect, end, RawClient, sleep, startBroker, waitFor } from './helpers.ts';
@@ -429,4 +430,59 @@ test('stored messages survive the SessionStore round trip unchanged', async () =
   const [out] = await store.dequeue('c', 10);
   assert.deepEqual(out, msg);
   assert.deepEqual(await store.dequeue('c', 10), []);
+});
+
+test('packets pipelined behind a CONNECT wait for async authentication; behind a refused CONNECT they are dropped', async () => {
+  const b = await startBroker({
+    hooks: {
+      authenticate: async ({ connect }) => {
+        await sleep(50);
+        return connect.username === 'ok' ? { ok: true, principal: 'ok' } : { ok: false, reasonCode: 0x87 };
+      },
+    },
+  });
+  const watcher = await client(b.port, { clientId: 'pipe-watch', username: 'ok' });
+  const rx = collect(watcher);
+  await watcher.subscribeAsync('pipe/#', { qos: 1 });
+  for (const username of ['no', 'ok']) {
+    const c = await RawClient.open(b.port, 5);
+    const bytes = [
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 5,
+        clientId: `pipe-${username}`,
+        clean: true,
+        keepalive: 0,
+        username,
+      },
+      { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'pipe/#', qos: 1 }] },
+      {
+        cmd: 'publish',
+        topic: `pipe/${username}`,
+        payload: Buffer.from(username),
+        qos: 1,
+        messageId: 2,
+        dup: false,
+        retain: false,
+      },
+    ].map((p) => mqttPacket.generate(p as Packet, { protocolVersion: 5 }));
+    c.write(Buffer.concat(bytes)); // one write: all three arrive together
+    const first = (await c.next()) as IConnackPacket;
+    if (username === 'no') {
+      assert.equal(first.reasonCode, 0x87);
+      await c.closedByBroker();
+    } else {
+      assert.equal(first.reasonCode, 0);
+      // SUBACK, then its own message (it subscribed to pipe/#), then the PUBACK.
+      assert.deepEqual(
+        [(await c.next()).cmd, (await c.next()).cmd, (await c.next()).cmd],
+        ['suback', 'publish', 'puback'],
+      );
+    }
+  }
+  const m = await rx.next();
+  assert.equal(m.topic, 'pipe/ok');
+  await sleep(50);
+  assert.equal(rx.messages.length, 1);
 });
