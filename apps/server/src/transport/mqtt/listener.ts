@@ -95,7 +95,13 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   };
 
   const broker = createBroker<DeviceSession>({
-    limits: { maxPacketSize: deps.limits.maxPacketSize, keepAliveMax: deps.limits.keepAliveMax },
+    // Clients such as MQTT.js do not honour a small server Receive Maximum; the broker stops reading a
+    // socket instead when too many publishes await their commit, which bounds memory without disconnects.
+    limits: {
+      maxPacketSize: deps.limits.maxPacketSize,
+      keepAliveMax: deps.limits.keepAliveMax,
+      receiveMaximum: 65535,
+    },
     logger,
     hooks: {
       async authenticate({ connect, transport }) {
@@ -240,6 +246,10 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         code: (err as { code?: string }).code ?? 'ERR_PKI',
         message: (err as Error).message,
       };
+      // The handshake verified the chain to one of our issuing CAs, so the identity the certificate
+      // names is the one to attribute the refusal to (revoked, expired, wrong usage...).
+      const claimed = cert ? claimedIdentity(cert) : undefined;
+      if (claimed) t.claimed = claimed;
     }
     socket.on('error', () => {});
     broker.handle(socket, t);
