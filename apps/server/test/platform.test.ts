@@ -7,6 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { MqttClient } from 'mqtt';
+import { pgUrl } from '../../../test/support/db.ts';
 import {
   connectDevice,
   enrollDevice,
@@ -312,6 +313,36 @@ describe('platform end to end', () => {
       'device.disable',
     ]) {
       assert.ok(actions.has(a), `missing ${a}`);
+    }
+  });
+});
+
+describe('platform end to end on PostgreSQL', { skip: pgUrl ? false : 'PostgreSQL not reachable' }, () => {
+  test('enroll, connect over mTLS, publish QoS 1, read back, revoke', async () => {
+    const p = await startPlatform({ postgres: true });
+    try {
+      const dev = await enrollDevice(p, 'pg-sensor');
+      const c = await connectDevice(p, dev, { clientId: 'pg-sensor' });
+      for (let i = 0; i < 20; i++)
+        assert.equal(
+          (await publishAck(c, 'devices/pg-sensor/telemetry', JSON.stringify({ i })))?.reasonCode,
+          0,
+        );
+      const r = await p.api<{ items: { data: { i: number } }[] }>(
+        'GET',
+        '/api/v1/devices/pg-sensor/telemetry?limit=100',
+      );
+      assert.deepEqual(
+        r.body.items.map((x) => x.data.i),
+        [...Array(20).keys()],
+      );
+      const closed = new Promise<void>((res) => c.once('close', () => res()));
+      await p.api('POST', '/api/v1/devices/pg-sensor/revoke', {});
+      await closed;
+      c.end(true);
+      await assert.rejects(connectDevice(p, dev, { clientId: 'pg-sensor' }));
+    } finally {
+      await p.close();
     }
   });
 });
