@@ -104,7 +104,6 @@ export class Connection<P> implements SessionConnection {
   will: Will | undefined = undefined;
   /** True when the client ended with DISCONNECT 0x00: the will is discarded [MQTT-3.1.2-10]. */
   normalDisconnect = false;
-  congested = false;
   corked = false;
   window = 64;
   #blocked = 0;
@@ -142,10 +141,7 @@ export class Connection<P> implements SessionConnection {
     const sock = stream as Duplex & { setNoDelay?: (v: boolean) => void };
     if (typeof sock.setNoDelay === 'function') sock.setNoDelay(true);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('drain', () => {
-      this.congested = false;
-      this.session?.pump();
-    });
+    stream.on('drain', () => this.session?.pump());
     stream.on('end', () => this.close('client closed the connection'));
     stream.on('close', () => this.close('connection closed'));
     stream.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
@@ -1056,7 +1052,16 @@ export class Connection<P> implements SessionConnection {
       this.stream.cork();
       process.nextTick(uncork, this);
     }
-    if (!this.stream.write(buf)) this.congested = true;
+    this.stream.write(buf);
+  }
+
+  /**
+   * A slow consumer: more unflushed bytes than maxBufferedBytes. (Not the stream's own high-water
+   * mark: 'drain' cannot fire while the event loop is busy reading publishers, so that would make
+   * every subscriber look slow under load.)
+   */
+  get congested(): boolean {
+    return this.stream.writableLength > this.core.limits.maxBufferedBytes;
   }
 
   sendPublish(

@@ -96,6 +96,11 @@ export interface BrokerLimits {
   maxInflight: number;
   /** Messages queued per client (slow consumer or offline session). Default 1000. */
   maxQueued: number;
+  /**
+   * Bytes written to a client's stream and not yet flushed above which the client counts as a slow
+   * consumer: further messages wait in its queue (bounded by maxQueued). Default 1 MiB.
+   */
+  maxBufferedBytes: number;
   /** Largest keep-alive (seconds) a v5 client gets; larger or 0 is overridden by Server Keep Alive. Default 0 = no cap. */
   keepAliveMax: number;
   /** A connection that sends no CONNECT within this time is closed. Default 10 000 ms. */
