@@ -39,6 +39,8 @@ interface InboundSlot {
   reasonCode: number;
   reasonString: string | undefined;
   route: boolean;
+  /** Refused by authorizePublish (a QoS 0 refusal is a silent drop), not by onPublish. */
+  refused: boolean;
 }
 
 export interface Will {
@@ -655,7 +657,14 @@ export class Connection<P> implements SessionConnection {
         // [MQTT-4.3.3-?] duplicate of a QoS 2 message already received: do not route it again.
         if (this.#slots.length === 0) this.write(encodePubrec(id, 0));
         else if (!this.#slots.some((s) => s.packet.messageId === id && s.packet.qos === 2)) {
-          this.#slots.push({ packet: p, done: true, reasonCode: -1, reasonString: undefined, route: false });
+          this.#slots.push({
+            packet: p,
+            done: true,
+            reasonCode: -1,
+            reasonString: undefined,
+            route: false,
+            refused: false,
+          });
         }
         return;
       }
@@ -690,7 +699,7 @@ export class Connection<P> implements SessionConnection {
     }
     if (authz !== true) {
       this.#publishRefused(p, authz);
-      if (this.#slots.length === 0) this.#finish(p, authz.reasonCode, authz.reasonString, false);
+      if (this.#slots.length === 0) this.#finish(p, authz.reasonCode, authz.reasonString, false, true);
       else
         this.#slots.push({
           packet: p,
@@ -698,13 +707,22 @@ export class Connection<P> implements SessionConnection {
           reasonCode: authz.reasonCode,
           reasonString: authz.reasonString,
           route: false,
+          refused: true,
         });
       return;
     }
     const hook = core.hooks.onPublish;
     if (hook === undefined) {
       if (this.#slots.length === 0) this.#finish(p, 0, undefined, true);
-      else this.#slots.push({ packet: p, done: true, reasonCode: 0, reasonString: undefined, route: true });
+      else
+        this.#slots.push({
+          packet: p,
+          done: true,
+          reasonCode: 0,
+          reasonString: undefined,
+          route: true,
+          refused: false,
+        });
       return;
     }
     let r: ReturnType<NonNullable<typeof hook>>;
@@ -724,11 +742,26 @@ export class Connection<P> implements SessionConnection {
     }
     const route = !(r !== undefined && r.route === false);
     if (this.#slots.length === 0) this.#finish(p, 0, undefined, route);
-    else this.#slots.push({ packet: p, done: true, reasonCode: 0, reasonString: undefined, route });
+    else
+      this.#slots.push({
+        packet: p,
+        done: true,
+        reasonCode: 0,
+        reasonString: undefined,
+        route,
+        refused: false,
+      });
   }
 
   #slot(p: IPublishPacket): InboundSlot {
-    const slot: InboundSlot = { packet: p, done: false, reasonCode: 0, reasonString: undefined, route: true };
+    const slot: InboundSlot = {
+      packet: p,
+      done: false,
+      reasonCode: 0,
+      reasonString: undefined,
+      route: true,
+      refused: false,
+    };
     this.#slots.push(slot);
     return slot;
   }
@@ -740,6 +773,7 @@ export class Connection<P> implements SessionConnection {
       slot.reasonCode = a.reasonCode;
       slot.reasonString = a.reasonString;
       slot.route = false;
+      slot.refused = true;
       slot.done = true;
       this.#completeSlots();
       return;
@@ -799,12 +833,18 @@ export class Connection<P> implements SessionConnection {
     while (n < slots.length && slots[n]!.done && this.state !== 'closed') {
       const s = slots[n++]!;
       if (s.reasonCode === -1) this.write(encodePubrec(s.packet.messageId!, 0));
-      else this.#finish(s.packet, s.reasonCode, s.reasonString, s.route);
+      else this.#finish(s.packet, s.reasonCode, s.reasonString, s.route, s.refused);
     }
     if (n > 0) slots.splice(0, n);
   }
 
-  #finish(p: IPublishPacket, reasonCode: number, reasonString: string | undefined, route: boolean): void {
+  #finish(
+    p: IPublishPacket,
+    reasonCode: number,
+    reasonString: string | undefined,
+    route: boolean,
+    refusedByAuthz = false,
+  ): void {
     if (this.state === 'closed') return;
     const qos = p.qos;
     if (reasonCode >= 0x80 && !this.v5) {
@@ -815,7 +855,7 @@ export class Connection<P> implements SessionConnection {
     if (route && reasonCode < 0x80) this.core.routeInbound(this, p);
     if (qos === 0) {
       // A QoS 0 publish can only be refused by disconnecting; authorization refusals are silent drops.
-      if (reasonCode >= 0x80 && reasonCode !== ReasonCode.notAuthorized) {
+      if (reasonCode >= 0x80 && !refusedByAuthz) {
         this.disconnect(reasonCode, reasonString);
       }
       return;

@@ -486,3 +486,19 @@ test('packets pipelined behind a CONNECT wait for async authentication; behind a
   await sleep(50);
   assert.equal(rx.messages.length, 1);
 });
+
+test('v5 QoS 0 publish refused by authorizePublish is dropped silently, whatever the code', async () => {
+  const refused: number[] = [];
+  const b = await startBroker({
+    hooks: {
+      authorizePublish: () => ({ ok: false, reasonCode: 0x90 }),
+      onRefused: (info) => refused.push(info.reasonCode),
+    },
+  });
+  const c = await RawClient.connect(b.port, 5);
+  c.send({ cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+  c.send({ cmd: 'pingreq' });
+  assert.equal((await c.next()).cmd, 'pingresp');
+  assert.equal(c.closed, false);
+  assert.deepEqual(refused, [0x90]);
+});
