@@ -154,8 +154,8 @@ export const options: readonly OptionSpec[] = [
     type: 'integer',
     default: '90',
     min: 1,
-    max: 825,
-    description: 'Lifetime of device certificates, in days.',
+    max: 397,
+    description: 'Lifetime of device certificates, in days (short-lived; devices renew before expiry).',
   },
   {
     key: 'secrets.masterKey',
