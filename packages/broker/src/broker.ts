@@ -133,15 +133,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   readonly limits: Readonly<BrokerLimits>;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly metrics: BrokerMetrics = {
-    connections: 0,
-    messagesIn: 0,
-    messagesOut: 0,
-    dropped: 0,
-    refused: 0,
-    sessions: 0,
-    subscriptions: 0,
-  };
+  readonly metrics: BrokerMetrics;
   readonly #store: SessionStore;
   readonly #retained: RetainedStore;
   readonly #router: ClusterRouter;
@@ -175,6 +167,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     }
     this.hooks = hooks;
     this.limits = resolveLimits(options.limits);
+    this.metrics = this.#createMetrics();
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date;
     this.#store = options.sessions ?? new MemorySessionStore();
@@ -190,6 +183,56 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       metrics: this.metrics,
     };
     this.#router.attach((m) => this.#fromCluster(m));
+  }
+
+  #createMetrics(): BrokerMetrics {
+    const m = {
+      connections: 0,
+      messagesIn: 0,
+      messagesOut: 0,
+      dropped: 0,
+      refused: 0,
+      sessions: 0,
+      subscriptions: 0,
+      socketPauses: 0,
+    };
+    const all = this.#all;
+    const sessions = this.#sessions;
+    Object.defineProperties(m, {
+      pausedSockets: {
+        enumerable: true,
+        get: () => {
+          let n = 0;
+          for (const c of all) if (c.paused) n++;
+          return n;
+        },
+      },
+      pendingInbound: {
+        enumerable: true,
+        get: () => {
+          let n = 0;
+          for (const c of all) n += c.pendingInbound;
+          return n;
+        },
+      },
+      queued: {
+        enumerable: true,
+        get: () => {
+          let n = 0;
+          for (const s of sessions.values()) n += s.queued + s.storedQueued;
+          return n;
+        },
+      },
+      inflight: {
+        enumerable: true,
+        get: () => {
+          let n = 0;
+          for (const s of sessions.values()) n += s.inflight.size;
+          return n;
+        },
+      },
+    });
+    return m as BrokerMetrics;
   }
 
   // ---- public API --------------------------------------------------------------------------------
@@ -404,7 +447,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   }
 
   refused(info: RefusedInfo<P>): void {
-    this.metrics.refused!++;
+    this.metrics.refused++;
     this.#safe('onRefused', () => this.hooks.onRefused?.(info));
   }
 

@@ -114,9 +114,8 @@ export class Connection<P> implements SessionConnection {
   #lastSeen = 0;
   #timer: NodeJS.Timeout | undefined = undefined;
   #connectTimer: NodeJS.Timeout | undefined = undefined;
+  /** Inbound publishes not yet acknowledged/routed, in arrival order; bounded by maxPendingInbound. */
   #slots: InboundSlot[] = [];
-  /** Inbound QoS 1/2 not yet answered with PUBACK/PUBREC. */
-  #awaitingAck = 0;
   /** v5 Receive Maximum accounting: QoS 1 until PUBACK, QoS 2 until PUBCOMP. */
   #inflightIn = 0;
   #aliasesIn: Map<number, string> | undefined = undefined;
@@ -191,7 +190,31 @@ export class Connection<P> implements SessionConnection {
       } catch (err) {
         this.#internalError(err);
       }
+      if (this.#slots.length > this.core.limits.maxPendingInbound) this.#pauseReading();
     }
+  }
+
+  /**
+   * Back-pressure: more than maxPendingInbound publishes wait for authorization, onPublish or their
+   * acknowledgement (the one beyond the limit is read, so that a v5 client exceeding a Receive Maximum
+   * equal to the limit is still detected [MQTT-3.3.4-9]). Stop reading
+   * (the socket, and the bytes already buffered) until some complete; the client's own writes then
+   * block in TCP. Independent of Receive Maximum, which a client may not honour.
+   */
+  #pauseReading(): void {
+    if (this.#paused || this.state === 'closed') return;
+    this.#paused = true;
+    this.core.metrics.socketPauses++;
+    this.stream.pause();
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Inbound publishes waiting to be acknowledged or routed. */
+  get pendingInbound(): number {
+    return this.#slots.length;
   }
 
   /** A bug must cost one connection, never the process. */
@@ -674,13 +697,7 @@ export class Connection<P> implements SessionConnection {
         return;
       }
       this.#inflightIn++;
-      this.#awaitingAck++;
       if (qos === 2) this.session!.awaitingRelease.add(id);
-      if (this.#awaitingAck > core.limits.receiveMaximum && !this.#paused) {
-        // Back-pressure: stop reading until the server has acknowledged some of them.
-        this.#paused = true;
-        this.stream.pause();
-      }
     }
     let authz: AuthzResult | PromiseLike<AuthzResult>;
     try {
@@ -836,6 +853,11 @@ export class Connection<P> implements SessionConnection {
       else this.#finish(s.packet, s.reasonCode, s.reasonString, s.route, s.refused);
     }
     if (n > 0) slots.splice(0, n);
+    if (this.#paused && slots.length <= this.core.limits.maxPendingInbound && this.state !== 'closed') {
+      this.#paused = false;
+      this.stream.resume();
+      this.#drain();
+    }
   }
 
   #finish(
@@ -873,12 +895,6 @@ export class Connection<P> implements SessionConnection {
       // [MQTT-4.3.3-?] v5 a PUBREC with an error code ends the QoS 2 exchange.
       if (qos === 2) this.session!.awaitingRelease.delete(id);
       this.#inflightIn--;
-    }
-    this.#awaitingAck--;
-    if (this.#paused && this.#awaitingAck <= this.core.limits.receiveMaximum) {
-      this.#paused = false;
-      this.stream.resume();
-      this.#drain();
     }
   }
 

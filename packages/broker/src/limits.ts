@@ -5,6 +5,7 @@ export const SESSION_NEVER_EXPIRES = 0xffffffff;
 export const defaultLimits: Readonly<BrokerLimits> = Object.freeze({
   maxPacketSize: 256 * 1024,
   receiveMaximum: 64,
+  maxPendingInbound: 64,
   maxInflight: 64,
   maxQueued: 1000,
   maxBufferedBytes: 1024 * 1024,
@@ -27,6 +28,7 @@ const ranges: Record<Exclude<keyof BrokerLimits, 'serverKeepAlive'>, Range> = {
   // 268 435 455 is the largest remaining length the variable byte integer can carry, plus 5 header bytes.
   maxPacketSize: { min: 64, max: 268_435_460 },
   receiveMaximum: { min: 1, max: 65_535 },
+  maxPendingInbound: { min: 1, max: 65_535 },
   maxInflight: { min: 1, max: 65_535 },
   maxQueued: { min: 0, max: 10_000_000 },
   maxBufferedBytes: { min: 0, max: 2 ** 31 },
@@ -63,6 +65,8 @@ export function resolveLimits(input: Partial<BrokerLimits> | undefined): Readonl
     }
     (merged as unknown as Record<string, number>)[key] = value as number;
   }
+  // Unless set, the socket is paused at the advertised Receive Maximum.
+  if (input?.maxPendingInbound === undefined) merged.maxPendingInbound = merged.receiveMaximum;
   if (errors.length > 0) throw new TypeError(`invalid broker limits:\n  ${errors.join('\n  ')}`);
   return Object.freeze(merged);
 }

@@ -96,6 +96,11 @@ export class Session {
     return this.#queue.length - this.#queueHead;
   }
 
+  /** Messages known to wait in the SessionStore queue (0 when unknown after a load). */
+  get storedQueued(): number {
+    return this.#stored > 0 ? this.#stored : 0;
+  }
+
   /** Runs store operations for this session one after the other, so a dequeue sees earlier enqueues. */
   #chain<T>(op: () => Promise<T>): Promise<T> {
     const p = this.#storeChain.then(op);

@@ -90,8 +90,19 @@ export interface BrokerHooks<P> {
 export interface BrokerLimits {
   /** Largest packet accepted from a client, in bytes (fixed header included). Default 256 KiB. */
   maxPacketSize: number;
-  /** Receive Maximum: inbound QoS 1/2 publishes a client may have unacknowledged. Default 64. */
+  /**
+   * Receive Maximum announced in CONNACK: inbound QoS 1/2 publishes a client may have unacknowledged;
+   * a v5 client exceeding it is disconnected (0x93). Default 64.
+   */
   receiveMaximum: number;
+  /**
+   * When more than this many inbound publishes (any QoS) of one client wait for authorization,
+   * `onPublish` or their turn to be acknowledged, the broker stops reading that client's stream until
+   * they drain back to it; at most maxPendingInbound + 1 are pending per client. Independent
+   * of the advertised Receive Maximum, so clients that ignore it (MQTT.js, 3.1.1 clients) are slowed
+   * down, not disconnected. Default: `receiveMaximum`.
+   */
+  maxPendingInbound: number;
   /** Outbound QoS 1/2 publishes in flight per client (also capped by the client's Receive Maximum). Default 64. */
   maxInflight: number;
   /** Messages queued per client (slow consumer or offline session). Default 1000. */
@@ -254,11 +265,35 @@ export interface BrokerOptions<P> {
   generateClientId?: () => string;
 }
 
+/**
+ * Counters (monotonic) and gauges (current values). Gauges marked "computed" are read from live state
+ * when accessed (O(connections) or O(sessions)), so they cost nothing on the message path.
+ */
 export interface BrokerMetrics {
+  /** Gauge: open connections (CONNACK sent). */
   connections: number;
+  /** Counter: PUBLISH packets received from clients. */
   messagesIn: number;
+  /** Counter: PUBLISH packets sent to clients. */
   messagesOut: number;
+  /** Counter: messages not delivered because a queue was full or a packet too large for the client. */
   dropped: number;
+  /** Counter: refused connects, publishes and subscriptions. */
+  refused: number;
+  /** Gauge: sessions held by this node (connected or not). */
+  sessions: number;
+  /** Gauge: subscriptions held by this node. */
+  subscriptions: number;
+  /** Counter: times a client's stream was paused because maxPendingInbound publishes were waiting. */
+  socketPauses: number;
+  /** Gauge, computed: client streams currently paused for back-pressure. */
+  readonly pausedSockets: number;
+  /** Gauge, computed: inbound publishes waiting for onPublish or their acknowledgement. */
+  readonly pendingInbound: number;
+  /** Gauge, computed: messages waiting for clients (in memory, plus those known to be in the SessionStore). */
+  readonly queued: number;
+  /** Gauge, computed: outbound QoS 1/2 messages sent and not yet acknowledged. */
+  readonly inflight: number;
   [k: string]: number;
 }
 

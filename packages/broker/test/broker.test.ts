@@ -4,9 +4,21 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import mqttPacket from 'mqtt-packet';
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
-import { MemorySessionStore, resolveLimits } from '../src/index.ts';
+import { once } from 'node:events';
+import net from 'node:net';
+import { createBroker, MemorySessionStore, resolveLimits } from '../src/index.ts';
 import type { ClusterRouter, RoutedMessage, StoredMessage } from '../src/index.ts';
-import { cleanup, client, collect, end, RawClient, sleep, startBroker, waitFor } from './helpers.ts';
+import {
+  allowAll,
+  cleanup,
+  client,
+  collect,
+  end,
+  RawClient,
+  sleep,
+  startBroker,
+  waitFor,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -59,6 +71,94 @@ test('onPublish back-pressure: with more than receiveMaximum unacknowledged publ
     ids,
     Array.from({ length: 20 }, (_, i) => i + 1),
   );
+});
+
+test('maxPendingInbound: a fast MQTT.js v5 publisher ignoring Receive Maximum is slowed down, not disconnected', async () => {
+  // The broker advertises a generous Receive Maximum but stops reading at a small internal limit.
+  const limit = 16;
+  const total = 5000;
+  const payload = Buffer.alloc(400, 0x61);
+  let waiting: (() => void)[] = [];
+  let maxWaiting = 0;
+  let calls = 0;
+  let pausedSeen = 0;
+  let maxReadAhead = 0;
+  const sockets: net.Socket[] = [];
+  const broker = createBroker<string>({
+    limits: { receiveMaximum: 65_535, maxPendingInbound: limit },
+    hooks: {
+      ...allowAll,
+      // A slow ingest: acknowledged in small groups every couple of milliseconds.
+      onPublish: () =>
+        new Promise<void>((resolve) => {
+          calls++;
+          waiting.push(resolve);
+          if (waiting.length > maxWaiting) maxWaiting = waiting.length;
+          // Bytes read from the socket but not yet handed to onPublish: the broker's read-ahead.
+          const readAhead = (sockets[0]?.bytesRead ?? 0) - calls * packetSize;
+          if (readAhead > maxReadAhead) maxReadAhead = readAhead;
+        }),
+    },
+  });
+  const timer = setInterval(() => {
+    if (broker.metrics.pausedSockets > 0) pausedSeen++;
+    const batch = waiting.slice(0, 8);
+    waiting = waiting.slice(8);
+    for (const r of batch) r();
+  }, 2);
+  const server = net.createServer((sock) => {
+    sockets.push(sock);
+    broker.handle(sock, { remoteAddress: sock.remoteAddress });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const c = await client(port, { clientId: 'firehose', protocolVersion: 5 });
+  let closed = false;
+  c.on('close', () => (closed = true));
+  assert.equal(c.options.properties?.receiveMaximum ?? 65_535, 65_535);
+  // CONNECT has been read; what follows is only publishes.
+  const connectBytes = sockets[0]!.bytesRead;
+  const packetSize = mqttPacket.generate(
+    { cmd: 'publish', topic: 'fast/t', payload, qos: 1, messageId: 1, dup: false, retain: false },
+    { protocolVersion: 5 },
+  ).length;
+  try {
+    const acks = await Promise.all(
+      Array.from(
+        { length: total },
+        () =>
+          new Promise<number>((resolve, reject) =>
+            c.publish('fast/t', payload, { qos: 1 }, (err, packet) =>
+              err ? reject(err) : resolve((packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0),
+            ),
+          ),
+      ),
+    );
+    assert.equal(acks.length, total);
+    assert.ok(
+      acks.every((rc) => rc === 0),
+      'every publish acknowledged with success',
+    );
+    assert.equal(closed, false, 'not disconnected');
+    assert.equal(calls, total);
+    assert.ok(maxWaiting <= limit + 1, `at most ${limit + 1} pending, saw ${maxWaiting}`);
+    assert.ok(broker.metrics.socketPauses > 0, 'the socket was paused');
+    assert.ok(pausedSeen > 0, 'pausedSockets reported the pause');
+    // Memory: the broker never read far ahead of what it processed (the chunk being decoded plus the
+    // stream's read buffer, 64 KiB each, plus the pending publishes), although the client had ~2 MiB
+    // ready to send.
+    assert.ok(
+      maxReadAhead - connectBytes <= 3 * 64 * 1024 + (limit + 1) * packetSize,
+      `read ahead ${maxReadAhead - connectBytes} bytes`,
+    );
+    assert.equal(broker.metrics.pendingInbound, 0);
+  } finally {
+    clearInterval(timer);
+    await c.endAsync(true);
+    await broker.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 test('onPublish { route: false } acknowledges without delivering', async () => {

@@ -95,12 +95,15 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   };
 
   const broker = createBroker<DeviceSession>({
-    // Clients such as MQTT.js do not honour a small server Receive Maximum; the broker stops reading a
-    // socket instead when too many publishes await their commit, which bounds memory without disconnects.
+    // Clients such as MQTT.js do not honour a small server Receive Maximum, so a generous one is
+    // advertised (only a v5 client exceeding it is disconnected) and the broker stops reading a socket
+    // once maxPendingInbound publishes await their commit: memory stays bounded without disconnects.
+    // 256 per device keeps a fast device's group commits full (telemetry batches are 512 across devices).
     limits: {
       maxPacketSize: deps.limits.maxPacketSize,
       keepAliveMax: deps.limits.keepAliveMax,
       receiveMaximum: 65535,
+      maxPendingInbound: 256,
     },
     logger,
     hooks: {
