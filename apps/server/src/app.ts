@@ -13,6 +13,8 @@ import {
   createDeviceService,
   createDeviceStore,
   deviceRoutes,
+  fleetRoutes,
+  groupRoutes,
   type DeviceService,
 } from './modules/devices/index.ts';
 import {
@@ -28,7 +30,12 @@ import {
   type AuditService,
 } from './modules/audit/index.ts';
 import { createIamService, createIamStore, iamRoutes, type IamService } from './modules/iam/index.ts';
-import { createPolicyService, type PolicyService } from './modules/policy/index.ts';
+import {
+  createPolicyService,
+  createPolicyStore,
+  policyRoutes,
+  type PolicyService,
+} from './modules/policy/index.ts';
 import { buildHttpApp } from './transport/http/index.ts';
 import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
 
@@ -103,10 +110,98 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         ? { base64: config.secrets.masterKey }
         : { file: join(dataDir, 'secrets', 'master.key') },
     );
-    const policy = createPolicyService();
     const audit = createAuditService({ store: createAuditStore(db), clock, logger });
-    const iam = createIamService({ store: createIamStore(db), clock, ids });
+    const iamStore = createIamStore(db);
+    const iam = createIamService({ store: iamStore, clock, ids });
     const devices = createDeviceService({ store: createDeviceStore(db), clock });
+    const placementOf = (
+      tenant: string,
+      p: {
+        device: { id: string; fleet: string; attributes: Readonly<Record<string, string>> };
+        groups: string[];
+      },
+    ) => ({
+      id: p.device.id,
+      fleet: p.device.fleet,
+      groups: p.groups,
+      attributes: p.device.attributes,
+    });
+    const policy = createPolicyService({
+      store: createPolicyStore(db),
+      clock,
+      logger: logger.child({ component: 'policy' }),
+      platformTenant: config.tenant,
+      nodeId: ids.uuid(),
+      directory: {
+        async device(tenant, id) {
+          const p = await devices.placement(tenant, id);
+          return p && placementOf(tenant, p);
+        },
+        async devicesIn(tenant, target, page) {
+          const scope =
+            target.type === 'fleet'
+              ? { fleet: target.id, subtree: true }
+              : target.type === 'group'
+                ? { group: target.id }
+                : {};
+          if (target.type === 'device') {
+            const p = await devices.placement(tenant, target.id);
+            return p && (page.after === undefined || p.device.id > page.after)
+              ? [placementOf(tenant, p)]
+              : [];
+          }
+          const rows = await devices.scan(tenant, {
+            limit: page.limit,
+            ...(page.after ? { afterId: page.after } : {}),
+            ...scope,
+          });
+          return rows.map((p) => placementOf(tenant, p));
+        },
+        async targetExists(tenant, type, id) {
+          if (type === 'device') return (await devices.find(tenant, id)) !== undefined;
+          if (type === 'fleet')
+            return devices.getFleet(tenant, id).then(
+              () => true,
+              () => false,
+            );
+          return devices.getGroup(tenant, id).then(
+            () => true,
+            () => false,
+          );
+        },
+        async account(tenant, id) {
+          const a = await iamStore.getAccount(id);
+          return a && a.tenant === tenant ? { kind: a.kind, role: a.role } : undefined;
+        },
+      },
+    });
+    await policy.load();
+    // Placement (fleet, groups, attributes) is policy input: every change reaches live sessions.
+    const offPlacement = devices.onEvent((e) => {
+      if (e.type !== 'placement') return;
+      void policy
+        .notify({
+          tenant: e.tenant,
+          scope: e.deviceIds
+            ? { kind: 'devices', ids: e.deviceIds }
+            : e.group
+              ? { kind: 'group', name: e.group }
+              : { kind: 'all' },
+          reason: e.reason,
+          placementChanged: true,
+        })
+        .catch((err: unknown) => logger.error({ err: String(err) }, 'policy change notification failed'));
+    });
+    // Several nodes on one PostgreSQL: replay the others' policy changes (well within a second).
+    const syncTimer =
+      db.dialect === 'postgres'
+        ? setInterval(() => {
+            void policy
+              .sync()
+              .catch((err: unknown) => logger.warn({ err: String(err) }, 'policy sync failed'));
+          }, 250)
+        : undefined;
+    syncTimer?.unref();
     const telemetry = createTelemetryService({
       store: createTelemetryStore(db),
       clock,
@@ -213,6 +308,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         }),
         ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
         ...auditRoutes({ audit, platformTenant: config.tenant }),
+        ...policyRoutes({ policy, audit }),
+        ...fleetRoutes({
+          devices,
+          audit,
+          attachedPolicies: (t, type, id) => policy.attachments(t, { type, id }).map((a) => a.policyId),
+        }),
+        ...groupRoutes({
+          devices,
+          audit,
+          attachedPolicies: (t, type, id) => policy.attachments(t, { type, id }).map((a) => a.policyId),
+        }),
       ],
       extra: (app) => {
         // CRLs are public by design (RFC 5280 §4.2.1.13): relying parties fetch them without credentials.
@@ -259,6 +365,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         closed = true;
         ready = false;
         offAnchors();
+        offPlacement();
+        if (syncTimer) clearInterval(syncTimer);
         await mqtt.close();
         await http.close();
         await telemetry.flush();

@@ -14,7 +14,7 @@ for (const backend of backends) {
         const clock = fixedClock(1_000);
         const svc = createDeviceService({ store: createDeviceStore(db), clock });
         const events: string[] = [];
-        svc.onEvent((e) => events.push(`${e.type}:${e.deviceId}`));
+        svc.onEvent((e) => events.push(`${e.type}:${'deviceId' in e ? e.deviceId : ''}`));
         for (let i = 0; i < 7; i++) {
           await svc.create('t1', `dev-${i}`, { hw: 'rev-b' });
           clock.advance(i % 2);

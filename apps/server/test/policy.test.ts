@@ -95,7 +95,7 @@ describe('engine', () => {
     const c = compile(device('d'), docs);
     const d = c.decide('mqtt:publish', topic('t1', 'admin/x'));
     assert.equal(d.allowed, false);
-    assert.deepEqual(d.matched, [{ policy: 'p1', sid: 'deny-admin', effect: 'deny' }]);
+    assert.deepEqual(d.matched, [{ policy: 'p1', sid: 'deny-admin', statement: 1, effect: 'deny' }]);
     assert.equal(c.decide('mqtt:subscribe', topic('t1', 'admin/x')).allowed, true);
   });
   test('no matching allow means deny', () => {
@@ -113,17 +113,16 @@ describe('engine', () => {
     assert.equal(withAttr.allows('mqtt:publish', topic('t1', 'sites/plant-a/x')), true);
     assert.equal(withAttr.allows('mqtt:publish', topic('t1', 'sites/plant-b/x')), false);
   });
-  test('a variable value cannot inject wildcards', () => {
-    // A device id cannot contain + or #, but attributes can: they are substituted literally and
-    // matched as topic levels, so "a/#" as a value never widens the filter beyond that literal text.
-    const sneaky = compile({ type: 'device', id: 'd', tenant: 't1', attributes: { site: '#' } }, [
-      { id: 'x', statements: [docs[0]!.statements[2]!] },
-    ]);
-    assert.equal(
-      sneaky.allows('mqtt:publish', topic('t1', 'sites/plant-b/x')),
-      true,
-      'documented: attribute values are trusted operator input',
-    );
+  test('a variable value cannot inject wildcards or levels', () => {
+    // Attribute values are substituted literally; one holding a wildcard or a `/` would widen the
+    // statement, so such a value makes the resource match nothing at all.
+    for (const site of ['#', '+', 'a/#', 'plant-a/b', '*', '']) {
+      const sneaky = compile({ type: 'device', id: 'd', tenant: 't1', attributes: { site } }, [
+        { id: 'x', statements: [docs[0]!.statements[2]!] },
+      ]);
+      assert.equal(sneaky.allows('mqtt:publish', topic('t1', 'sites/plant-b/x')), false, site);
+      assert.equal(sneaky.allows('mqtt:publish', topic('t1', `sites/${site}/x`)), false, site);
+    }
   });
 });
 

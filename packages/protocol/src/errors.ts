@@ -72,6 +72,156 @@ export const errorCatalog = {
     title: 'Not allowed',
     description: 'The policy engine denied the action on the resource for this principal.',
   },
+  ERR_POLICY_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid policy document',
+    description:
+      'The policy document is malformed (structure, ids, effects, list sizes); `errors` lists every problem with its path.',
+  },
+  ERR_POLICY_UNKNOWN_ACTION: {
+    kind: 'invalid',
+    title: 'Unknown action in policy',
+    description:
+      'A statement names an action the engine does not know. Actions are `service:verb` from the documented list, `service:*` or `*`.',
+  },
+  ERR_POLICY_BAD_VARIABLE: {
+    kind: 'invalid',
+    title: 'Bad variable in policy',
+    description:
+      'A resource uses an unknown or unterminated variable. Known: `${principal.id}`, `${principal.tenant}`, `${principal.type}`, `${device.id}`, `${device.tenant}`, `${device.fleet}`, `${device.attr.<name>}`.',
+  },
+  ERR_POLICY_BAD_TOPIC_FILTER: {
+    kind: 'invalid',
+    title: 'Malformed topic filter in policy',
+    description:
+      'A topic resource is not a valid MQTT topic filter: `#` must be a whole, last level, `+` a whole level; `*` is not an MQTT wildcard.',
+  },
+  ERR_POLICY_BAD_RESOURCE: {
+    kind: 'invalid',
+    title: 'Bad resource in policy',
+    description:
+      'A resource is not `bulwark:<tenant>:<kind>/<id>` (or the `<kind>/<id>` shorthand), or names another tenant.',
+  },
+  ERR_POLICY_BAD_CONDITION: {
+    kind: 'invalid',
+    title: 'Bad condition in policy',
+    description:
+      'A condition is unknown or malformed (CIDR blocks, `HH:MM` times, day names, attribute names).',
+  },
+  ERR_POLICY_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Policy not found',
+    description: 'No policy with this id exists in the tenant.',
+  },
+  ERR_POLICY_EXISTS: {
+    kind: 'conflict',
+    title: 'Policy already exists',
+    description: 'A policy with this id already exists in the tenant; update it instead.',
+  },
+  ERR_POLICY_VERSION_CONFLICT: {
+    kind: 'conflict',
+    title: 'Policy version conflict',
+    description: 'The policy changed since the version given (`expectedVersion`); read it again and retry.',
+  },
+  ERR_POLICY_BUILTIN: {
+    kind: 'conflict',
+    title: 'Built-in policy',
+    description: 'Built-in policies (`builtin:*`) cannot be created, changed, attached or deleted.',
+  },
+  ERR_POLICY_ATTACHED: {
+    kind: 'conflict',
+    title: 'Policy is attached',
+    description: 'The policy is still attached somewhere; detach it everywhere before deleting it.',
+  },
+  ERR_POLICY_ALREADY_ATTACHED: {
+    kind: 'conflict',
+    title: 'Policy already attached',
+    description: 'The policy is already attached to this target.',
+  },
+  ERR_POLICY_NOT_ATTACHED: {
+    kind: 'not_found',
+    title: 'Policy not attached',
+    description: 'The policy is not attached to this target.',
+  },
+  ERR_POLICY_TARGET_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Attachment target not found',
+    description: 'The fleet, group, device or tenant to attach to does not exist in your tenant.',
+  },
+  ERR_POLICY_PLATFORM_ONLY: {
+    kind: 'forbidden',
+    title: 'Platform attachment not allowed',
+    description: 'Only principals of the platform tenant may attach policies at the platform level.',
+  },
+  ERR_POLICY_PRINCIPAL_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Principal not found',
+    description: 'The user or service account to explain does not exist in the tenant.',
+  },
+  ERR_FLEET_INVALID_PATH: {
+    kind: 'invalid',
+    title: 'Invalid fleet path',
+    description:
+      'Fleet paths are 1-8 segments joined by `/`; each segment is 1-63 lower-case letters, digits, `_` or `-`, starting with a letter or digit.',
+  },
+  ERR_FLEET_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Fleet not found',
+    description: 'No fleet with this path exists in the tenant.',
+  },
+  ERR_FLEET_EXISTS: {
+    kind: 'conflict',
+    title: 'Fleet already exists',
+    description: 'A fleet with this path already exists in the tenant.',
+  },
+  ERR_FLEET_PARENT_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Parent fleet not found',
+    description: 'Create the parent fleet first: `plant-a/line-3` needs `plant-a`.',
+  },
+  ERR_FLEET_NOT_EMPTY: {
+    kind: 'conflict',
+    title: 'Fleet not empty',
+    description:
+      'The fleet still has devices, sub-fleets or attached policies; move, delete or detach them first.',
+  },
+  ERR_GROUP_INVALID_NAME: {
+    kind: 'invalid',
+    title: 'Invalid group name',
+    description:
+      'Group names are 1-64 lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit.',
+  },
+  ERR_GROUP_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Group not found',
+    description: 'No group with this name exists in the tenant.',
+  },
+  ERR_GROUP_EXISTS: {
+    kind: 'conflict',
+    title: 'Group already exists',
+    description: 'A group with this name already exists in the tenant (`quarantine` is built in).',
+  },
+  ERR_GROUP_QUERY_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid group query',
+    description:
+      'The dynamic group query does not parse; the detail says where. See docs/policies.md for the grammar.',
+  },
+  ERR_GROUP_DYNAMIC: {
+    kind: 'conflict',
+    title: 'Group is dynamic',
+    description: 'Members of a dynamic group follow its query; they cannot be added or removed by hand.',
+  },
+  ERR_GROUP_BUILTIN: {
+    kind: 'conflict',
+    title: 'Built-in group',
+    description: 'The built-in `quarantine` group cannot be deleted or made dynamic.',
+  },
+  ERR_GROUP_IN_USE: {
+    kind: 'conflict',
+    title: 'Group in use',
+    description: 'Policies are attached to the group; detach them before deleting it.',
+  },
   ERR_DEVICE_NOT_FOUND: {
     kind: 'not_found',
     title: 'Device not found',

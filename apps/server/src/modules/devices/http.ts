@@ -26,6 +26,7 @@ const device = {
     tenant: { type: 'string' },
     status: { type: 'string', enum: ['active', 'disabled'] },
     attributes,
+    fleet: { type: ['string', 'null'] },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
   },
@@ -36,9 +37,11 @@ const deviceDetail = {
   properties: {
     ...device.properties,
     connected: { type: 'boolean' },
+    groups: { type: 'array', items: { type: 'string' } },
     certificates: { type: 'array', items: certificateSummary },
   },
 };
+const fleetPath = { type: 'string', maxLength: 520 };
 const reasonBody = {
   type: 'object',
   properties: {
@@ -62,6 +65,7 @@ export const deviceJson = (d: Device) => ({
   tenant: d.tenant,
   status: d.status,
   attributes: d.attributes,
+  fleet: d.fleet === '' ? null : d.fleet,
   createdAt: new Date(d.createdAt).toISOString(),
   updatedAt: new Date(d.updatedAt).toISOString(),
 });
@@ -105,7 +109,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
       schema: {
         body: {
           type: 'object',
-          properties: { id: idParam.properties.id, attributes },
+          properties: { id: idParam.properties.id, attributes, fleet: fleetPath },
           required: ['id'],
           additionalProperties: false,
         },
@@ -113,8 +117,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
       },
       status: 201,
       async handler(ctx) {
-        const body = ctx.body as { id: string; attributes?: Record<string, string> };
-        const d = await devices.create(ctx.principal.tenant, body.id, body.attributes ?? {});
+        const body = ctx.body as { id: string; attributes?: Record<string, string>; fleet?: string };
+        const d = await devices.create(
+          ctx.principal.tenant,
+          body.id,
+          body.attributes ?? {},
+          body.fleet ?? '',
+        );
         await audit.record({
           tenant: ctx.principal.tenant,
           actor: actorOf(ctx),
@@ -139,6 +148,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
           properties: {
             limit: { type: 'integer', minimum: 1, maximum: 1000 },
             cursor: { type: 'string', maxLength: 512 },
+            fleet: fleetPath,
           },
           additionalProperties: false,
         },
@@ -151,8 +161,9 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
         },
       },
       async handler(ctx) {
-        const q = ctx.query as { limit?: number; cursor?: string };
+        const q = ctx.query as { limit?: number; cursor?: string; fleet?: string };
         const page = await devices.list(ctx.principal.tenant, {
+          ...(q.fleet !== undefined ? { fleet: q.fleet } : {}),
           ...(q.limit !== undefined ? { limit: q.limit } : {}),
           ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
         });
@@ -169,13 +180,88 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
       schema: { params: idParam, response: { 200: deviceDetail } },
       async handler(ctx) {
         const tenant = ctx.principal.tenant;
-        const d = await devices.get(tenant, ctx.params.id ?? '');
+        const placed = await devices.placement(tenant, ctx.params.id ?? '');
+        if (!placed) throw new AppError('ERR_DEVICE_NOT_FOUND', `Device ${ctx.params.id ?? ''} not found`);
+        const d = placed.device;
         const certs = await pki.listCertificates({ tenantId: tenant, deviceId: d.id, limit: 100 });
         return {
           ...deviceJson(d),
           connected: deps.isConnected(tenant, d.id),
+          groups: placed.groups,
           certificates: certs.items.map(certificateJson),
         };
+      },
+    },
+    {
+      method: 'PATCH',
+      url: '/devices/:id',
+      summary: 'Update attributes (merge patch: null removes one); dynamic groups and live policies follow',
+      tags: ['devices'],
+      action: 'devices:write',
+      resource: deviceResource,
+      schema: {
+        params: idParam,
+        body: {
+          type: 'object',
+          properties: {
+            attributes: {
+              type: 'object',
+              additionalProperties: { type: ['string', 'null'], maxLength: 256 },
+              maxProperties: 64,
+            },
+          },
+          required: ['attributes'],
+          additionalProperties: false,
+        },
+        response: { 200: device },
+      },
+      async handler(ctx) {
+        const patch = (ctx.body as { attributes: Record<string, string | null> }).attributes;
+        const d = await devices.updateAttributes(ctx.principal.tenant, ctx.params.id ?? '', patch);
+        await audit.record({
+          tenant: ctx.principal.tenant,
+          actor: actorOf(ctx),
+          action: 'device.update',
+          target: { type: 'device', id: d.id },
+          outcome: 'success',
+          source: ctx.sourceIp,
+          details: { attributes: patch },
+        });
+        return deviceJson(d);
+      },
+    },
+    {
+      method: 'POST',
+      url: '/devices/:id/move',
+      summary: "Move a device to another fleet (null: no fleet); its live session's policy follows",
+      tags: ['devices'],
+      action: 'devices:write',
+      resource: deviceResource,
+      schema: {
+        params: idParam,
+        body: {
+          type: 'object',
+          properties: { fleet: { type: ['string', 'null'], maxLength: 520 } },
+          required: ['fleet'],
+          additionalProperties: false,
+        },
+        response: { 200: device },
+      },
+      async handler(ctx) {
+        const tenant = ctx.principal.tenant;
+        const fleet = (ctx.body as { fleet: string | null }).fleet ?? '';
+        const from = (await devices.get(tenant, ctx.params.id ?? '')).fleet;
+        const d = await devices.move(tenant, ctx.params.id ?? '', fleet);
+        await audit.record({
+          tenant,
+          actor: actorOf(ctx),
+          action: 'device.move',
+          target: { type: 'device', id: d.id },
+          outcome: 'success',
+          source: ctx.sourceIp,
+          details: { from: from || null, to: fleet || null },
+        });
+        return deviceJson(d);
       },
     },
     ...(['disable', 'enable'] as const).map((verb): HttpRoute => ({

@@ -1,4 +1,22 @@
-export { createDeviceService, type DeviceService } from './service.ts';
+export {
+  createDeviceService,
+  isValidFleetPath,
+  MAX_FLEET_DEPTH,
+  QUARANTINE,
+  validateAttributes,
+  type DeviceService,
+  type GroupView,
+} from './service.ts';
 export { createDeviceStore } from './store.ts';
-export type { Device, DeviceEvent, DeviceStatus, DeviceStore } from './model.ts';
+export { compareVersions, matchesQuery, parseQuery, type Query, type QueryTarget } from './query.ts';
+export type {
+  Device,
+  DeviceEvent,
+  DeviceGroup,
+  DeviceStatus,
+  DeviceStore,
+  Fleet,
+  GroupKind,
+} from './model.ts';
 export { deviceRoutes, deviceJson, certificateJson, type DeviceRouteDeps } from './http.ts';
+export { fleetRoutes, groupRoutes, type FleetRouteDeps } from './fleet-http.ts';

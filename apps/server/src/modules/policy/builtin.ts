@@ -20,6 +20,39 @@ export const deviceDefaultPolicy: PolicyDocument = {
   ],
 };
 
+/** The built-in group every tenant has: devices in it are held to status and update topics. */
+export const QUARANTINE_GROUP = 'quarantine';
+
+/**
+ * Attached to the quarantine group. A deny with notResources ("everything except") cannot be widened
+ * by any allow elsewhere, so a quarantined device keeps only what it needs to report and be repaired.
+ */
+export const quarantinePolicy: PolicyDocument = {
+  id: 'builtin:quarantine',
+  description:
+    'Quarantine: MQTT limited to devices/{id}/status and devices/{id}/update/#, whatever else is attached.',
+  statements: [
+    {
+      sid: 'limit-to-status-and-update',
+      effect: 'deny',
+      actions: ['mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
+      notResources: [
+        'bulwark:${device.tenant}:topic/devices/${device.id}/status',
+        'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
+      ],
+    },
+    {
+      sid: 'status-and-update',
+      effect: 'allow',
+      actions: ['mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
+      resources: [
+        'bulwark:${device.tenant}:topic/devices/${device.id}/status',
+        'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
+      ],
+    },
+  ],
+};
+
 /** Built-in roles for people and programs, always confined to their own tenant. */
 export const rolePolicies: Record<string, PolicyDocument> = {
   owner: {
@@ -38,13 +71,20 @@ export const rolePolicies: Record<string, PolicyDocument> = {
   },
   operator: {
     id: 'builtin:role-operator',
-    description: 'Manage devices and certificates, read telemetry.',
+    description:
+      'Manage devices and certificates, read telemetry, fleets, groups and policies; quarantine devices.',
     statements: [
       {
         sid: 'fleet',
         effect: 'allow',
-        actions: ['devices:*', 'certs:*', 'telemetry:read'],
+        actions: ['devices:*', 'certs:*', 'telemetry:read', 'fleets:read', 'groups:read', 'policies:read'],
         resources: ['bulwark:${principal.tenant}:*'],
+      },
+      {
+        sid: 'quarantine',
+        effect: 'allow',
+        actions: ['groups:write'],
+        resources: ['bulwark:${principal.tenant}:group/quarantine'],
       },
     ],
   },
@@ -55,7 +95,54 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'read',
         effect: 'allow',
-        actions: ['devices:read', 'certs:read', 'telemetry:read', 'audit:read', 'policies:read'],
+        actions: [
+          'devices:read',
+          'certs:read',
+          'telemetry:read',
+          'audit:read',
+          'policies:read',
+          'fleets:read',
+          'groups:read',
+          'accounts:read',
+          'roles:read',
+          'tokens:read',
+          'sessions:read',
+          'idp:read',
+          'webhooks:read',
+        ],
+        resources: ['bulwark:${principal.tenant}:*'],
+      },
+    ],
+  },
+  'security-officer': {
+    id: 'builtin:role-security-officer',
+    description:
+      'Read everything; manage policies, groups (quarantine), sign-in (IdP), sessions; revoke certificates.',
+    statements: [
+      {
+        sid: 'read',
+        effect: 'allow',
+        actions: [
+          'devices:read',
+          'certs:read',
+          'telemetry:read',
+          'audit:read',
+          'policies:read',
+          'fleets:read',
+          'groups:read',
+          'accounts:read',
+          'roles:read',
+          'tokens:read',
+          'sessions:read',
+          'idp:read',
+          'webhooks:read',
+        ],
+        resources: ['bulwark:${principal.tenant}:*'],
+      },
+      {
+        sid: 'security',
+        effect: 'allow',
+        actions: ['policies:write', 'groups:write', 'certs:revoke', 'idp:write', 'sessions:write'],
         resources: ['bulwark:${principal.tenant}:*'],
       },
     ],
@@ -67,9 +154,36 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'read',
         effect: 'allow',
-        actions: ['devices:read', 'certs:read', 'telemetry:read'],
+        actions: ['devices:read', 'certs:read', 'telemetry:read', 'fleets:read', 'groups:read'],
         resources: ['bulwark:${principal.tenant}:*'],
       },
     ],
   },
+};
+
+/**
+ * Every person and program may look after its own account: read it, manage its own tokens, sessions
+ * and second factor. What a new token may do is still limited to what its owner holds (covers.ts).
+ */
+export const selfServicePolicy: PolicyDocument = {
+  id: 'builtin:self-service',
+  description: 'Own account: whoami, own tokens, own sessions, own MFA.',
+  statements: [
+    {
+      sid: 'own-account',
+      effect: 'allow',
+      actions: [
+        'accounts:read',
+        'tokens:read',
+        'tokens:write',
+        'sessions:read',
+        'sessions:write',
+        'mfa:write',
+      ],
+      resources: [
+        'bulwark:${principal.tenant}:account/${principal.id}',
+        'bulwark:${principal.tenant}:account/${principal.id}/*',
+      ],
+    },
+  ],
 };

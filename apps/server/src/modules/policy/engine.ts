@@ -1,61 +1,37 @@
-import type { AuthorizeContext, Decision, PolicyDocument, Principal, Statement } from './model.ts';
+import { cidrContains, parseCidr, parseIp, type Cidr } from './ip.ts';
+import { DAYS } from './validate.ts';
+import {
+  ACTIONS,
+  type AuthorizeContext,
+  type Conditions,
+  type Decision,
+  type EffectiveDocument,
+  type MatchedStatement,
+  type PolicyDocument,
+  type Principal,
+} from './model.ts';
 
-// A policy set compiled for one principal: variables substituted once, patterns turned into matchers,
-// so each decision is a few string comparisons and no I/O.
+// A policy set compiled for one principal: variables substituted once, topic patterns merged into one
+// trie per action (deny and allow), conditions that cannot change during a session decided up front.
+// A decision is then a trie walk and no I/O. `decide` walks every statement instead, to say which ones
+// matched (explain); both follow the same rules, and the property tests check they agree.
 
-type Matcher = (resource: string) => boolean;
-
-interface CompiledStatement {
-  readonly policy: string;
-  readonly sid: string | undefined;
-  readonly deny: boolean;
-  readonly actions: (action: string) => boolean;
-  readonly resources: readonly Matcher[];
+export interface CompileOptions {
+  /** Context fixed for the session (MQTT: source address, certificate): `allows()` decides with it. */
+  readonly context?: AuthorizeContext;
+  /** Clock for time-window conditions. */
+  readonly now?: () => number;
 }
 
 export interface CompiledPolicy {
   readonly principal: Principal;
+  readonly documents: readonly EffectiveDocument[];
   decide(action: string, resource: string, context?: AuthorizeContext): Decision;
-  /** Fast path for the broker: true when allowed. */
+  /** Fast path for the broker: true when allowed, with the session's bound context. */
   allows(action: string, resource: string): boolean;
 }
 
-const VAR = /\$\{([a-z]+(?:\.[A-Za-z0-9_-]+)*)\}/g;
-
-export function variablesOf(principal: Principal): Record<string, string> {
-  const vars: Record<string, string> = {
-    'principal.id': principal.id,
-    'principal.tenant': principal.tenant,
-    'principal.type': principal.type,
-  };
-  if (principal.type === 'device') {
-    vars['device.id'] = principal.id;
-    vars['device.tenant'] = principal.tenant;
-    for (const [k, v] of Object.entries(principal.attributes ?? {})) vars[`device.attr.${k}`] = v;
-  }
-  return vars;
-}
-
-/**
- * Substitutes variables. A variable that is not defined for this principal makes the pattern match
- * nothing (returns undefined), so a statement can never widen by accident.
- */
-export function substitute(pattern: string, vars: Record<string, string>): string | undefined {
-  let missing = false;
-  const out = pattern.replace(VAR, (_m, name: string) => {
-    const v = vars[name];
-    if (v === undefined) {
-      missing = true;
-      return '';
-    }
-    return v;
-  });
-  return missing ? undefined : out;
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+// ---- topics ------------------------------------------------------------------------------------------
 
 /** Matches an MQTT topic against a filter with + and # ([MQTT-4.7.1-2], [MQTT-4.7.1-3]). */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -86,75 +62,433 @@ export function filterCovers(outer: string, inner: string): boolean {
   return o.length === n.length;
 }
 
-function compileResource(pattern: string): Matcher {
-  const topicAt = pattern.indexOf(':topic/');
-  if (topicAt >= 0 && pattern.startsWith('bulwark:')) {
-    const prefix = pattern.slice(0, topicAt + 7);
-    const filter = pattern.slice(topicAt + 7);
-    const prefixMatch = compileGlob(prefix);
-    // The requested resource may itself be a subscription filter: then the statement must cover it.
-    return (resource) => {
-      const at = resource.indexOf(':topic/');
-      if (at < 0 || !prefixMatch(resource.slice(0, at + 7))) return false;
-      const requested = resource.slice(at + 7);
-      return requested.includes('+') || requested.includes('#')
-        ? filterCovers(filter, requested)
-        : topicMatches(filter, requested);
-    };
+/** True when some topic is matched by both filters. */
+export function filterOverlaps(a: string, b: string): boolean {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === '#' || q === '#') return true;
+    if (p === undefined || q === undefined) return p === q;
+    if (p !== '+' && q !== '+' && p !== q) return false;
   }
-  return compileGlob(pattern);
 }
 
-function compileGlob(pattern: string): Matcher {
+const isFilter = (topic: string) => topic.includes('+') || topic.includes('#');
+
+interface TrieNode {
+  readonly lit: Map<string, TrieNode>;
+  plus: TrieNode | undefined;
+  /** A filter ends with `#` here. */
+  hash: boolean;
+  /** A filter ends exactly here. */
+  end: boolean;
+}
+
+const node = (): TrieNode => ({ lit: new Map(), plus: undefined, hash: false, end: false });
+
+/** Topic filters merged into one tree: a lookup costs the topic's depth, not the number of filters. */
+export class TopicTrie {
+  readonly #root = node();
+  size = 0;
+
+  add(filter: string): void {
+    let n = this.#root;
+    for (const seg of filter.split('/')) {
+      if (seg === '#') {
+        n.hash = true;
+        this.size++;
+        return;
+      }
+      if (seg === '+') n = n.plus ??= node();
+      else {
+        let c = n.lit.get(seg);
+        if (!c) n.lit.set(seg, (c = node()));
+        n = c;
+      }
+    }
+    n.end = true;
+    this.size++;
+  }
+
+  /** Some filter matches the concrete topic. */
+  matches(levels: readonly string[]): boolean {
+    return match(this.#root, levels, 0);
+  }
+
+  /** Some filter covers the requested filter (every topic it matches). */
+  covers(levels: readonly string[]): boolean {
+    return cover(this.#root, levels, 0);
+  }
+
+  /** Some filter shares at least one topic with the requested filter. */
+  overlaps(levels: readonly string[]): boolean {
+    return overlap(this.#root, levels, 0);
+  }
+}
+
+function match(n: TrieNode, t: readonly string[], i: number): boolean {
+  if (n.hash) return true;
+  if (i === t.length) return n.end;
+  const c = n.lit.get(t[i] as string);
+  if (c && match(c, t, i + 1)) return true;
+  return n.plus !== undefined && match(n.plus, t, i + 1);
+}
+
+function cover(n: TrieNode, r: readonly string[], i: number): boolean {
+  if (n.hash) return true;
+  if (i === r.length) return n.end;
+  const seg = r[i] as string;
+  if (seg === '#') return false;
+  if (seg !== '+') {
+    const c = n.lit.get(seg);
+    if (c && cover(c, r, i + 1)) return true;
+  }
+  return n.plus !== undefined && cover(n.plus, r, i + 1);
+}
+
+function overlap(n: TrieNode, r: readonly string[], i: number): boolean {
+  if (n.hash) return true;
+  if (i === r.length) return n.end;
+  const seg = r[i] as string;
+  if (seg === '#') return n.end || n.lit.size > 0 || n.plus !== undefined;
+  if (seg === '+') {
+    for (const c of n.lit.values()) if (overlap(c, r, i + 1)) return true;
+  } else {
+    const c = n.lit.get(seg);
+    if (c && overlap(c, r, i + 1)) return true;
+  }
+  return n.plus !== undefined && overlap(n.plus, r, i + 1);
+}
+
+// ---- variables -----------------------------------------------------------------------------------------
+
+const VAR = /\$\{([a-z]+(?:\.[A-Za-z0-9_.-]+)*)\}/g;
+
+export function variablesOf(principal: Principal): Record<string, string> {
+  const vars: Record<string, string> = Object.create(null) as Record<string, string>;
+  vars['principal.id'] = principal.id;
+  vars['principal.tenant'] = principal.tenant;
+  vars['principal.type'] = principal.type;
+  if (principal.type === 'device') {
+    vars['device.id'] = principal.id;
+    vars['device.tenant'] = principal.tenant;
+    if (principal.fleet) vars['device.fleet'] = principal.fleet;
+    for (const [k, v] of Object.entries(principal.attributes ?? {})) vars[`device.attr.${k}`] = v;
+  }
+  return vars;
+}
+
+// A value may not bring wildcards (`+ # *`) or NUL into a pattern, and only a fleet path may span
+// topic levels. Such a value, or an undefined variable, makes the pattern match nothing.
+// eslint-disable-next-line no-control-regex -- NUL is exactly what must be refused
+const UNSAFE_VALUE = /[+#*\u0000]/;
+
+/** Substitutes variables; undefined when a variable is undefined or its value is unsafe. */
+export function substitute(pattern: string, vars: Record<string, string>): string | undefined {
+  if (!pattern.includes('${')) return pattern;
+  let bad = false;
+  const out = pattern.replace(VAR, (_m, name: string) => {
+    const v = vars[name];
+    if (v === undefined || v === '' || UNSAFE_VALUE.test(v) || (name !== 'device.fleet' && v.includes('/'))) {
+      bad = true;
+      return '';
+    }
+    return v;
+  });
+  return bad || out.includes('${') ? undefined : out;
+}
+
+// ---- resources -----------------------------------------------------------------------------------------
+
+export interface ParsedTopic {
+  readonly tenant: string;
+  readonly topic: string;
+}
+
+/** `bulwark:<tenant>:topic/<topic>` -> { tenant, topic }. */
+export function parseTopicResource(resource: string): ParsedTopic | undefined {
+  if (!resource.startsWith('bulwark:')) return undefined;
+  const colon = resource.indexOf(':', 8);
+  if (colon < 0 || !resource.startsWith('topic/', colon + 1)) return undefined;
+  return { tenant: resource.slice(8, colon), topic: resource.slice(colon + 7) };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function glob(pattern: string): (s: string) => boolean {
   if (pattern === '*') return () => true;
-  if (!pattern.includes('*')) return (r) => r === pattern;
-  const re = new RegExp(`^${pattern.split('*').map(escapeRegex).join('.*')}$`);
-  return (r) => re.test(r);
+  if (!pattern.includes('*')) return (s) => s === pattern;
+  const re = new RegExp(`^${pattern.split('*').map(escapeRegex).join('.*')}$`, 's');
+  return (s) => re.test(s);
 }
 
-function compileActions(actions: readonly string[]): (a: string) => boolean {
+type Pattern =
+  | {
+      readonly kind: 'topic';
+      readonly tenant: (t: string) => boolean;
+      readonly literalTenant?: string;
+      readonly filter: string;
+    }
+  | { readonly kind: 'glob'; readonly test: (s: string) => boolean };
+
+function compilePattern(p: string): Pattern {
+  const t = parseTopicResource(p);
+  if (t) {
+    return t.tenant.includes('*')
+      ? { kind: 'topic', tenant: glob(t.tenant), filter: t.topic }
+      : { kind: 'topic', tenant: (x) => x === t.tenant, literalTenant: t.tenant, filter: t.topic };
+  }
+  return { kind: 'glob', test: glob(p) };
+}
+
+/**
+ * Does the pattern apply to the resource? For a requested topic filter (subscribe), an allow must cover
+ * it entirely, and a deny applies as soon as they share one topic ("in doubt, deny").
+ */
+function patternHit(
+  p: Pattern,
+  resource: string,
+  parsed: ParsedTopic | undefined,
+  mode: 'allow' | 'deny',
+): boolean {
+  if (p.kind === 'glob') return p.test(resource);
+  if (!parsed || !p.tenant(parsed.tenant)) return false;
+  if (!isFilter(parsed.topic)) return topicMatches(p.filter, parsed.topic);
+  return mode === 'allow' ? filterCovers(p.filter, parsed.topic) : filterOverlaps(p.filter, parsed.topic);
+}
+
+// ---- conditions ----------------------------------------------------------------------------------------
+
+interface CompiledConditions {
+  readonly raw: Conditions;
+  readonly sourceIp: readonly Cidr[] | undefined;
+  readonly notSourceIp: readonly Cidr[] | undefined;
+}
+
+function compileConditions(c: Conditions): CompiledConditions {
+  const cidrs = (l: readonly string[] | undefined) =>
+    l?.map(parseCidr).filter((x): x is Cidr => x !== undefined);
+  return { raw: c, sourceIp: cidrs(c.sourceIp), notSourceIp: cidrs(c.notSourceIp) };
+}
+
+const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/**
+ * Evaluates conditions. Information the context lacks (no source address, no certificate, not a device)
+ * is resolved strictly: an allow statement then does not apply, a deny statement does.
+ * `skipContextual`: decide only what the principal alone determines (compile time without a context).
+ */
+function conditionsHold(
+  c: CompiledConditions,
+  principal: Principal,
+  ctx: AuthorizeContext,
+  now: () => number,
+  deny: boolean,
+  skip: { context: boolean; time: boolean } = { context: false, time: false },
+): boolean {
+  const r = c.raw;
+  if (r.deviceAttr) {
+    if (principal.type !== 'device') {
+      if (!deny) return false;
+    } else {
+      const attrs = principal.attributes ?? {};
+      for (const [k, values] of Object.entries(r.deviceAttr)) {
+        const v = Object.hasOwn(attrs, k) ? attrs[k] : undefined;
+        if (v === undefined || !values.includes(v)) return false;
+      }
+    }
+  }
+  if (!skip.context) {
+    if (c.sourceIp || c.notSourceIp) {
+      const ip = ctx.sourceIp === undefined ? undefined : parseIp(ctx.sourceIp);
+      if (!ip) {
+        if (!deny) return false;
+      } else {
+        if (c.sourceIp && !c.sourceIp.some((x) => cidrContains(x, ip))) return false;
+        if (c.notSourceIp && c.notSourceIp.some((x) => cidrContains(x, ip))) return false;
+      }
+    }
+    if (r.mfa !== undefined && (ctx.mfa === true) !== r.mfa) return false;
+    if (r.certAttr) {
+      if (!ctx.cert) {
+        if (!deny) return false;
+      } else {
+        for (const [k, values] of Object.entries(r.certAttr)) {
+          const v = Object.hasOwn(ctx.cert, k) ? ctx.cert[k] : undefined;
+          if (v === undefined || !values.includes(v)) return false;
+        }
+      }
+    }
+  }
+  if (!skip.time && r.timeWindow) {
+    const d = new Date(ctx.now ?? now());
+    const m = d.getUTCHours() * 60 + d.getUTCMinutes();
+    const from = minutes(r.timeWindow.from);
+    const to = minutes(r.timeWindow.to);
+    // A window past midnight belongs to the day it started on.
+    const inWindow = from < to ? m >= from && m < to : m >= from || m < to;
+    if (!inWindow) return false;
+    if (r.timeWindow.days) {
+      const day = from < to || m >= from ? d.getUTCDay() : (d.getUTCDay() + 6) % 7;
+      if (!r.timeWindow.days.includes(DAYS[day] as string)) return false;
+    }
+  }
+  return true;
+}
+
+const hasContextual = (r: Conditions) =>
+  r.sourceIp !== undefined || r.notSourceIp !== undefined || r.mfa !== undefined || r.certAttr !== undefined;
+
+// ---- compilation ---------------------------------------------------------------------------------------
+
+interface CompiledStatement {
+  readonly ref: MatchedStatement;
+  readonly deny: boolean;
+  readonly action: (a: string) => boolean;
+  readonly actions: readonly string[];
+  /** `resources`, or with `except` the `notResources` of a "deny everything except" statement. */
+  readonly patterns: readonly Pattern[];
+  readonly except: boolean;
+  readonly conditions: CompiledConditions | undefined;
+}
+
+function actionMatcher(actions: readonly string[]): (a: string) => boolean {
   const exact = new Set(actions.filter((a) => !a.includes('*')));
-  const globs = actions.filter((a) => a.includes('*')).map(compileGlob);
+  const globs = actions.filter((a) => a.includes('*')).map(glob);
   return (a) => exact.has(a) || globs.some((g) => g(a));
 }
 
-export function compile(principal: Principal, documents: readonly PolicyDocument[]): CompiledPolicy {
+function statementHits(s: CompiledStatement, resource: string, parsed: ParsedTopic | undefined): boolean {
+  if (s.except) return !s.patterns.some((p) => patternHit(p, resource, parsed, 'allow'));
+  return s.patterns.some((p) => patternHit(p, resource, parsed, s.deny ? 'deny' : 'allow'));
+}
+
+interface ActionPlan {
+  readonly denyTries: Map<string, TopicTrie>;
+  readonly allowTries: Map<string, TopicTrie>;
+  readonly slowDeny: CompiledStatement[];
+  readonly slowAllow: CompiledStatement[];
+}
+
+function toEffective(d: PolicyDocument | EffectiveDocument): EffectiveDocument {
+  return 'document' in d ? d : { document: d, version: 0, attachedAt: [] };
+}
+
+export function compile(
+  principal: Principal,
+  documents: readonly (PolicyDocument | EffectiveDocument)[],
+  options: CompileOptions = {},
+): CompiledPolicy {
+  const docs = documents.map(toEffective);
   const vars = variablesOf(principal);
+  const now = options.now ?? Date.now;
+  const bound = options.context ?? {};
   const statements: CompiledStatement[] = [];
-  for (const doc of documents) {
-    for (const st of doc.statements as Statement[]) {
-      const resources = st.resources
-        .map((r) => substitute(r, vars))
-        .filter((r): r is string => r !== undefined)
-        .map(compileResource);
+  for (const { document } of docs) {
+    document.statements.forEach((st, index) => {
+      const except = st.notResources !== undefined;
+      const raw = (except ? st.notResources : st.resources) ?? [];
+      const substituted = raw.map((r) => substitute(r, vars));
+      // An unusable pattern in an allow matches nothing. In a "deny except" list it exempts nothing.
+      const patterns = substituted.filter((r): r is string => r !== undefined).map(compilePattern);
       statements.push({
-        policy: doc.id,
-        sid: st.sid,
+        ref: { policy: document.id, sid: st.sid, statement: index, effect: st.effect },
         deny: st.effect === 'deny',
-        actions: compileActions(st.actions),
-        resources,
+        action: actionMatcher(st.actions),
+        actions: st.actions,
+        patterns,
+        except,
+        conditions: st.conditions ? compileConditions(st.conditions) : undefined,
       });
-    }
+    });
   }
-  const denies = statements.filter((s) => s.deny);
-  const allows = statements.filter((s) => !s.deny);
-  const hit = (s: CompiledStatement, action: string, resource: string) =>
-    s.actions(action) && s.resources.some((m) => m(resource));
+
+  // Per known action: which statements can apply, split into trie-able topic patterns and the rest.
+  const plans = new Map<string, ActionPlan>();
+  const withContext = options.context !== undefined;
+  for (const action of ACTIONS) {
+    const plan: ActionPlan = { denyTries: new Map(), allowTries: new Map(), slowDeny: [], slowAllow: [] };
+    for (const s of statements) {
+      if (!s.action(action)) continue;
+      let dynamic = false;
+      if (s.conditions) {
+        const r = s.conditions.raw;
+        // Decided now: everything the principal (and, for a session, the bound context) determines.
+        if (
+          !conditionsHold(s.conditions, principal, bound, now, s.deny, { context: !withContext, time: true })
+        )
+          continue;
+        dynamic = r.timeWindow !== undefined || (!withContext && hasContextual(r));
+      }
+      if (dynamic || s.except) {
+        (s.deny ? plan.slowDeny : plan.slowAllow).push(s);
+        continue;
+      }
+      const rest: Pattern[] = [];
+      for (const p of s.patterns) {
+        if (p.kind === 'topic' && p.literalTenant !== undefined) {
+          const tries = s.deny ? plan.denyTries : plan.allowTries;
+          let trie = tries.get(p.literalTenant);
+          if (!trie) tries.set(p.literalTenant, (trie = new TopicTrie()));
+          trie.add(p.filter);
+        } else rest.push(p);
+      }
+      if (rest.length > 0) (s.deny ? plan.slowDeny : plan.slowAllow).push({ ...s, patterns: rest });
+    }
+    plans.set(action, plan);
+  }
+
+  const applies = (
+    s: CompiledStatement,
+    resource: string,
+    parsed: ParsedTopic | undefined,
+    ctx: AuthorizeContext,
+  ) =>
+    statementHits(s, resource, parsed) &&
+    (!s.conditions || conditionsHold(s.conditions, principal, ctx, now, s.deny));
+
+  const decide = (action: string, resource: string, context?: AuthorizeContext): Decision => {
+    const ctx = context ? { ...bound, ...context } : bound;
+    const parsed = parseTopicResource(resource);
+    const denies: MatchedStatement[] = [];
+    const allows: MatchedStatement[] = [];
+    for (const s of statements) {
+      if (!s.action(action) || !applies(s, resource, parsed, ctx)) continue;
+      (s.deny ? denies : allows).push(s.ref);
+    }
+    // Deny wins; no matching allow means deny.
+    return denies.length > 0
+      ? { allowed: false, matched: denies }
+      : { allowed: allows.length > 0, matched: allows };
+  };
+
   return {
     principal,
+    documents: docs,
+    decide,
     allows(action, resource) {
-      for (const s of denies) if (hit(s, action, resource)) return false;
-      for (const s of allows) if (hit(s, action, resource)) return true;
+      const plan = plans.get(action);
+      if (!plan) return decide(action, resource).allowed;
+      const parsed = parseTopicResource(resource);
+      let levels: string[] | undefined;
+      let filter = false;
+      if (parsed) {
+        levels = parsed.topic.split('/');
+        filter = isFilter(parsed.topic);
+        const t = plan.denyTries.get(parsed.tenant);
+        if (t && (filter ? t.overlaps(levels) : t.matches(levels))) return false;
+      }
+      for (const s of plan.slowDeny) if (applies(s, resource, parsed, bound)) return false;
+      if (parsed && levels) {
+        const t = plan.allowTries.get(parsed.tenant);
+        if (t && (filter ? t.covers(levels) : t.matches(levels))) return true;
+      }
+      for (const s of plan.slowAllow) if (applies(s, resource, parsed, bound)) return true;
       return false;
-    },
-    decide(action, resource) {
-      // Deny wins; no matching allow means deny.
-      const deny = denies.find((s) => hit(s, action, resource));
-      if (deny) return { allowed: false, matched: [{ policy: deny.policy, sid: deny.sid, effect: 'deny' }] };
-      const matched = allows
-        .filter((s) => hit(s, action, resource))
-        .map((s) => ({ policy: s.policy, sid: s.sid, effect: 'allow' as const }));
-      return { allowed: matched.length > 0, matched };
     },
   };
 }

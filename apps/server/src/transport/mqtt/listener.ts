@@ -8,7 +8,15 @@ import type { PkiService, ClientIdentity } from '../../modules/pki/index.ts';
 import type { DeviceService } from '../../modules/devices/index.ts';
 import type { TelemetryService } from '../../modules/telemetry/index.ts';
 import type { AuditService } from '../../modules/audit/index.ts';
-import { resourceName, type CompiledPolicy, type PolicyService } from '../../modules/policy/index.ts';
+import {
+  resourceName,
+  topicMatches,
+  type AuthorizeContext,
+  type CompiledPolicy,
+  type PolicyChange,
+  type PolicyService,
+  type Principal,
+} from '../../modules/policy/index.ts';
 
 // MQTT 5 reason codes used here (MQTT 5.0 §2.4).
 const RC = {
@@ -20,13 +28,28 @@ const RC = {
   administrativeAction: 0x98,
 } as const;
 
-/** What the broker knows about a connected device: set once at CONNECT, used on every message. */
+/**
+ * What the broker knows about a connected device: set at CONNECT, used on every message. The compiled
+ * policy is replaced when a policy, the device's fleet, groups or attributes change.
+ */
 export interface DeviceSession {
   readonly tenant: string;
   readonly deviceId: string;
   readonly serial: string;
   readonly fingerprint256: string;
-  readonly policy: CompiledPolicy;
+  policy: CompiledPolicy;
+  /** The device as the policy engine saw it at the last compile (fleet, groups, attributes). */
+  subject: Principal;
+  readonly context: AuthorizeContext;
+  /** Filters this session was allowed to subscribe to (unsubscribes are not reported: a superset). */
+  readonly granted: Set<string>;
+  /**
+   * Filters the policy no longer allows. The broker offers no way to remove one client's subscription, so
+   * deliveries that only these filters would bring are refused until the client subscribes again.
+   */
+  readonly dropped: Set<string>;
+  /** Bumped by every recompile, so a slow one never overwrites a newer one. */
+  generation: number;
 }
 
 interface Transport extends TransportInfo {
@@ -56,6 +79,15 @@ export interface MqttTransport {
   /** Reloads the trusted CA bundle (a CA was added or retired) without dropping connections. */
   setTrustAnchors(ca: string): void;
   close(): Promise<void>;
+}
+
+/** True when the topic matches a dropped subscription and no subscription that is still allowed. */
+function onlyThroughDropped(s: DeviceSession, topic: string): boolean {
+  let viaDropped = false;
+  for (const f of s.dropped) if (topicMatches(f, topic)) viaDropped = true;
+  if (!viaDropped) return false;
+  for (const f of s.granted) if (topicMatches(f, topic)) return false;
+  return true;
 }
 
 function claimedIdentity(cert: X509Certificate): { tenant: string; deviceId: string } | undefined {
@@ -125,18 +157,26 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
             reasonString: 'client id must equal the device id in the certificate',
           };
         }
-        const device = await devices.find(tenantId, deviceId);
-        if (!device || device.status !== 'active') {
+        const placed = await devices.placement(tenantId, deviceId);
+        const device = placed?.device;
+        if (!placed || !device || device.status !== 'active') {
           const reason = device ? 'device disabled' : 'device not registered';
           refused(t, 'mqtt.connect', reason);
           return { ok: false, reasonCode: RC.notAuthorized, reasonString: reason };
         }
-        const compiled = policy.compileFor({
+        const subject: Principal = {
           type: 'device',
           id: deviceId,
           tenant: tenantId,
           attributes: device.attributes,
-        });
+          fleet: device.fleet,
+          groups: placed.groups,
+        };
+        const context: AuthorizeContext = {
+          sourceIp: t.remoteAddress ?? '',
+          cert: { serial: t.identity.serial, fingerprint256: t.identity.fingerprint256 },
+        };
+        const compiled = policy.compileFor(subject, { context });
         if (!compiled.allows('mqtt:connect', resourceName(tenantId, 'client', connect.clientId))) {
           refused(t, 'mqtt.connect', 'policy denies mqtt:connect');
           return { ok: false, reasonCode: RC.notAuthorized, reasonString: 'not authorized' };
@@ -149,6 +189,11 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
             serial: t.identity.serial,
             fingerprint256: t.identity.fingerprint256,
             policy: compiled,
+            subject,
+            context,
+            granted: new Set(),
+            dropped: new Set(),
+            generation: 0,
           },
         };
       },
@@ -166,7 +211,11 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizeSubscribe(client, filter) {
         const s = client.principal;
-        if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) return true;
+        if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) {
+          s.granted.add(filter);
+          s.dropped.delete(filter);
+          return true;
+        }
         refused(client.transport as Transport, 'mqtt.subscribe', 'policy denies mqtt:subscribe', {
           topic: filter,
         });
@@ -178,6 +227,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizeDelivery(client, topic) {
         const s = client.principal;
+        if (s.dropped.size > 0 && onlyThroughDropped(s, topic)) return false;
         return s.policy.allows('mqtt:receive', resourceName(s.tenant, 'topic', topic));
       },
       async onPublish(client, packet) {
@@ -277,6 +327,55 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   const offRevoked = pki.onRevoked((e) => {
     if (e.deviceId) disconnectDevice(e.tenantId, e.deviceId, 'certificate revoked', e.serial);
   });
+  // Live policy: a change recompiles the sessions it concerns, so a tightened rule refuses the next
+  // message, and subscriptions the new policy does not allow stop delivering.
+  const recompile = async (client: ClientHandle<DeviceSession>, change: PolicyChange) => {
+    const s = client.principal;
+    const generation = ++s.generation;
+    let subject = s.subject;
+    if (change.placementChanged) {
+      const placed = await devices.placement(s.tenant, s.deviceId);
+      if (!placed) return; // deleted: the device event drops the session
+      subject = {
+        type: 'device',
+        id: s.deviceId,
+        tenant: s.tenant,
+        attributes: placed.device.attributes,
+        fleet: placed.device.fleet,
+        groups: placed.groups,
+      };
+    }
+    if (generation !== s.generation) return;
+    s.subject = subject;
+    s.policy = policy.compileFor(subject, { context: s.context });
+    if (!s.policy.allows('mqtt:connect', resourceName(s.tenant, 'client', s.deviceId))) {
+      refused(
+        client.transport as Transport,
+        'mqtt.connect',
+        `policy no longer allows the session (${change.reason})`,
+      );
+      disconnectDevice(s.tenant, s.deviceId, 'policy no longer allows this connection');
+      return;
+    }
+    for (const filter of s.granted) {
+      if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) continue;
+      s.granted.delete(filter);
+      s.dropped.add(filter);
+      refused(client.transport as Transport, 'mqtt.subscribe', `subscription dropped: ${change.reason}`, {
+        topic: filter,
+      });
+    }
+  };
+  const offPolicy = policy.onChange((change) => {
+    for (const client of live.values()) {
+      if (!policy.affects(change, client.principal.subject)) continue;
+      recompile(client, change).catch((err: unknown) => {
+        // Fail closed: a session whose policy cannot be brought up to date does not keep the old one.
+        logger.error({ err: String(err), deviceId: client.principal.deviceId }, 'policy recompile failed');
+        disconnectDevice(client.principal.tenant, client.principal.deviceId, 'policy update failed');
+      });
+    }
+  });
   const offDevices = devices.onEvent((e) => {
     if (e.type === 'disabled' || e.type === 'deleted')
       disconnectDevice(e.tenant, e.deviceId, `device ${e.type}`);
@@ -303,6 +402,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     async close() {
       offRevoked();
       offDevices();
+      offPolicy();
       // Stop accepting first; the listener's close completes once the broker has closed every session.
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       await broker.close();
