@@ -30,6 +30,7 @@ import type {
   RetainedStore,
   RoutedMessage,
   SessionStore,
+  StoredSession,
   TransportInfo,
 } from './types.ts';
 
@@ -55,7 +56,8 @@ export interface BrokerCore<P> {
   connected(conn: Connection<P>): void;
   detached(conn: Connection<P>, wasOpen: boolean, reason: string, reasonCode: number | undefined): void;
   refused(info: RefusedInfo<P>): void;
-  routeInbound(conn: Connection<P>, packet: IPublishPacket): void;
+  /** Returns a promise when the message must reach the SessionStore before it is acknowledged. */
+  routeInbound(conn: Connection<P>, packet: IPublishPacket): Promise<unknown> | undefined;
   subscribe(
     session: Session,
     raw: string,
@@ -182,7 +184,9 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       maxQueued: this.limits.maxQueued,
       metrics: this.metrics,
     };
-    this.#router.attach((m) => this.#fromCluster(m));
+    this.#router.attach((m) => this.#fromCluster(m), {
+      sessionTaken: (clientId) => this.#sessionTaken(clientId),
+    });
   }
 
   #createMetrics(): BrokerMetrics {
@@ -265,8 +269,59 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       undefined,
     );
     if (m.retain) await this.#retained.set(retainedOf(m));
-    this.#route(m);
+    const stored = this.#route(m);
     if (this.#forwarding) await this.#router.forward(m.toRouted());
+    await stored;
+  }
+
+  async restore(): Promise<number> {
+    const list = await this.#store.list?.();
+    if (list === undefined) return 0;
+    const now = this.clock.now();
+    let restored = 0;
+    for (const stored of list) {
+      const id = stored.clientId;
+      if (this.#sessions.has(id) || this.#connections.has(id)) continue;
+      // A node that crashed never recorded the disconnect: count the expiry from now.
+      const since = stored.disconnectedAt ?? now;
+      const left =
+        stored.expiryInterval === SESSION_NEVER_EXPIRES
+          ? Infinity
+          : stored.expiryInterval * 1000 - (now - since);
+      const s = this.#newSession(id, stored.expiryInterval);
+      if (left <= 0) {
+        // [MQTT-3.1.2-23] v5 expired while the node was down.
+        this.#endSession(s);
+        continue;
+      }
+      this.#restoreSession(s, stored);
+      if (left !== Infinity) this.#armExpiry(s, left);
+      if (stored.disconnectedAt === undefined) s.save(now);
+      restored++;
+    }
+    return restored;
+  }
+
+  /** Subscriptions and in-flight state from the store; queued messages are fetched when the client is back. */
+  #restoreSession(s: Session, stored: StoredSession): void {
+    s.restoreInflight(stored);
+    s.markStoredUnknown();
+    const limit = this.limits.maxTopicLevels;
+    for (const sub of stored.subscriptions) {
+      const f = parseSubscriptionFilter(sub.filter, limit);
+      if (f === undefined) continue;
+      this.subscribe(
+        s,
+        sub.filter,
+        f.filter,
+        f.group,
+        sub.qos,
+        sub.noLocal,
+        sub.retainAsPublished,
+        sub.retainHandling,
+        sub.subscriptionIdentifier ?? 0,
+      );
+    }
   }
 
   getClient(id: string): ClientHandle<P> | undefined {
@@ -324,6 +379,10 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       if (clean) this.#publishWill(pendingWill);
     }
     let session = this.#sessions.get(clientId);
+    if (this.#forwarding && (expiry > 0 || !clean) && this.#router.claimSession !== undefined) {
+      // Only one node may hold (and queue for) a session.
+      this.#routerCall(() => this.#router.claimSession!(clientId));
+    }
     if (clean) {
       // [MQTT-3.1.2-4] [MQTT-3.1.2-6] clean session/start discards any previous session.
       if (session !== undefined) this.#endSession(session);
@@ -345,26 +404,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       if (this.#connections.get(clientId) !== conn || conn.state === 'closed') return undefined;
       const s = this.#sessions.get(clientId) ?? this.#newSession(clientId, expiry);
       s.expiryInterval = expiry;
-      if (stored !== undefined) {
-        s.restoreInflight(stored);
-        s.markStoredUnknown();
-        const limit = this.limits.maxTopicLevels;
-        for (const sub of stored.subscriptions) {
-          const f = parseSubscriptionFilter(sub.filter, limit);
-          if (f === undefined) continue;
-          this.subscribe(
-            s,
-            sub.filter,
-            f.filter,
-            f.group,
-            sub.qos,
-            sub.noLocal,
-            sub.retainAsPublished,
-            sub.retainHandling,
-            sub.subscriptionIdentifier ?? 0,
-          );
-        }
-      }
+      if (stored !== undefined) this.#restoreSession(s, stored);
       if (expiry > 0) s.save(undefined);
       else if (stored !== undefined) s.remove();
       return { session: s, present: stored !== undefined };
@@ -395,8 +435,10 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     if (conn.will !== undefined && !conn.normalDisconnect && !this.#closed) {
       this.#scheduleWill(conn.handle!, conn.will, conn.v5, session.expiryInterval);
     }
-    if (session.expiryInterval === 0) this.#endSession(session);
-    else if (!session.ended) {
+    if (session.ended) {
+      // ended by a takeover (here or on another node): the new owner has the session
+    } else if (session.expiryInterval === 0) this.#endSession(session);
+    else {
       session.save(this.clock.now());
       if (session.expiryInterval !== SESSION_NEVER_EXPIRES && !this.#closed) {
         this.#armExpiry(session, session.expiryInterval * 1000);
@@ -443,6 +485,27 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       if (w.timer !== undefined) clearTimeout(w.timer);
       this.#wills.delete(id);
       this.#publishWill(w);
+    }
+  }
+
+  /** Another node took the session over: forget it here without touching the store. */
+  #sessionTaken(clientId: string): void {
+    const session = this.#sessions.get(clientId);
+    if (session === undefined) return;
+    session.ended = true;
+    if (session.expiryTimer !== undefined) clearTimeout(session.expiryTimer);
+    for (const sub of session.subscriptions.values()) this.#removeSubscription(sub);
+    session.subscriptions.clear();
+    this.#sessions.delete(clientId);
+    this.metrics.sessions = this.#sessions.size;
+    const conn = this.#connections.get(clientId);
+    // [MQTT-3.1.4-3] the session moved to a connection on another node (v5: DISCONNECT 0x8E).
+    if (conn !== undefined) conn.disconnect(ReasonCode.sessionTakenOver, undefined, 'session taken over');
+    const w = this.#wills.get(clientId);
+    if (w !== undefined) {
+      // The client is back (elsewhere) before the will delay ended [MQTT-3.1.3-9].
+      if (w.timer !== undefined) clearTimeout(w.timer);
+      this.#wills.delete(clientId);
     }
   }
 
@@ -626,7 +689,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
 
   // ---- routing -----------------------------------------------------------------------------------
 
-  routeInbound(conn: Connection<P>, p: IPublishPacket): void {
+  routeInbound(conn: Connection<P>, p: IPublishPacket): Promise<unknown> | undefined {
     const props = p.properties;
     let mp = undefined;
     let expiresAt = 0;
@@ -638,8 +701,9 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
     const m = new Message(p.topic, payload, p.qos, p.retain, mp, expiresAt, conn.clientId);
     if (p.retain) this.#setRetained(m);
-    this.#route(m);
+    const stored = this.#route(m);
     if (this.#forwarding) this.#forward(m);
+    return stored;
   }
 
   #setRetained(m: Message): void {
@@ -653,11 +717,12 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     this.#routerCall(() => this.#router.forward(m.toRouted()));
   }
 
-  #fromCluster(r: RoutedMessage): void {
-    this.#route(Message.fromStored(r, r.origin));
+  #fromCluster(r: RoutedMessage): Promise<unknown> | undefined {
+    return this.#route(Message.fromStored(r, r.origin));
   }
 
-  #route(msg: Message): void {
+  /** Delivers to local subscribers; a promise when some persistent session had to store it first. */
+  #route(msg: Message): Promise<unknown> | undefined {
     // The fan-out scratch object is reused unless a hook re-enters routing during delivery.
     const busy = this.#fanoutBusy;
     const f = busy ? new Fanout() : this.#fanout;
@@ -669,6 +734,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     const matched = f.matched;
     const shared = f.shared as Subscription[] | undefined;
     if (!busy) this.#fanoutBusy = true;
+    let stored: Promise<void>[] | undefined;
     try {
       const authorize = this.hooks.authorizeDelivery;
       const topic = msg.topic;
@@ -681,8 +747,10 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
         )
           continue;
         const qos = msg.qos < s.matchQos ? msg.qos : s.matchQos;
-        // [MQTT-3.3.1-9] RETAIN is cleared on forwarding, unless v5 Retain As Published [MQTT-3.3.1-13].
-        s.deliver(msg, qos, s.matchRap && msg.retain, s.matchIds);
+        // 3.1.1 [MQTT-3.3.1-9], v5 [MQTT-3.3.1-12]: RETAIN is cleared on forwarding, unless v5 Retain As
+        // Published [MQTT-3.3.1-13].
+        const w = s.deliver(msg, qos, s.matchRap && msg.retain, s.matchIds);
+        if (w !== undefined) (stored ??= []).push(w);
       }
       if (shared !== undefined) {
         for (const sub of shared) {
@@ -693,12 +761,20 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
             !authorize(s.handle as ClientHandle<P>, topic)
           )
             continue;
-          s.deliver(msg, msg.qos < sub.qos ? msg.qos : sub.qos, sub.retainAsPublished && msg.retain, sub.ids);
+          const w = s.deliver(
+            msg,
+            msg.qos < sub.qos ? msg.qos : sub.qos,
+            sub.retainAsPublished && msg.retain,
+            sub.ids,
+          );
+          if (w !== undefined) (stored ??= []).push(w);
         }
       }
     } finally {
       if (!busy) this.#fanoutBusy = false;
     }
+    if (stored === undefined) return undefined;
+    return stored.length === 1 ? stored[0] : Promise.all(stored);
   }
 }
 

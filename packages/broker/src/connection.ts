@@ -41,6 +41,10 @@ interface InboundSlot {
   route: boolean;
   /** Refused by authorizePublish (a QoS 0 refusal is a silent drop), not by onPublish. */
   refused: boolean;
+  /** Handed to the router (or nothing to route). */
+  routed: boolean;
+  /** Routed, and the SessionStore write its acknowledgement waits for is still running. */
+  waiting: boolean;
 }
 
 export interface Will {
@@ -116,6 +120,8 @@ export class Connection<P> implements SessionConnection {
   #connectTimer: NodeJS.Timeout | undefined = undefined;
   /** Inbound publishes not yet acknowledged/routed, in arrival order; bounded by maxPendingInbound. */
   #slots: InboundSlot[] = [];
+  /** The first #routedSlots slots have been routed. */
+  #routedSlots = 0;
   /** v5 Receive Maximum accounting: QoS 1 until PUBACK, QoS 2 until PUBCOMP. */
   #inflightIn = 0;
   #aliasesIn: Map<number, string> | undefined = undefined;
@@ -687,6 +693,8 @@ export class Connection<P> implements SessionConnection {
             reasonString: undefined,
             route: false,
             refused: false,
+            routed: true,
+            waiting: false,
           });
         }
         return;
@@ -716,30 +724,12 @@ export class Connection<P> implements SessionConnection {
     }
     if (authz !== true) {
       this.#publishRefused(p, authz);
-      if (this.#slots.length === 0) this.#finish(p, authz.reasonCode, authz.reasonString, false, true);
-      else
-        this.#slots.push({
-          packet: p,
-          done: true,
-          reasonCode: authz.reasonCode,
-          reasonString: authz.reasonString,
-          route: false,
-          refused: true,
-        });
+      this.#done(p, authz.reasonCode, authz.reasonString, false, true);
       return;
     }
     const hook = core.hooks.onPublish;
     if (hook === undefined) {
-      if (this.#slots.length === 0) this.#finish(p, 0, undefined, true);
-      else
-        this.#slots.push({
-          packet: p,
-          done: true,
-          reasonCode: 0,
-          reasonString: undefined,
-          route: true,
-          refused: false,
-        });
+      this.#done(p, 0, undefined, true, false);
       return;
     }
     let r: ReturnType<NonNullable<typeof hook>>;
@@ -757,17 +747,34 @@ export class Connection<P> implements SessionConnection {
       );
       return;
     }
-    const route = !(r !== undefined && r.route === false);
-    if (this.#slots.length === 0) this.#finish(p, 0, undefined, route);
-    else
-      this.#slots.push({
-        packet: p,
-        done: true,
-        reasonCode: 0,
-        reasonString: undefined,
-        route,
-        refused: false,
-      });
+    this.#done(p, 0, undefined, !(r !== undefined && r.route === false), false);
+  }
+
+  /** A publish decided synchronously: acknowledged at once unless earlier ones or a store write wait. */
+  #done(
+    p: IPublishPacket,
+    reasonCode: number,
+    reasonString: string | undefined,
+    route: boolean,
+    refused: boolean,
+  ): void {
+    const slot: InboundSlot = {
+      packet: p,
+      done: true,
+      reasonCode,
+      reasonString,
+      route,
+      refused,
+      routed: false,
+      waiting: false,
+    };
+    if (this.#slots.length > 0) {
+      this.#slots.push(slot);
+      return;
+    }
+    this.#routeSlot(slot);
+    if (slot.waiting) this.#slots.push(slot);
+    else this.#acknowledge(slot);
   }
 
   #slot(p: IPublishPacket): InboundSlot {
@@ -778,9 +785,36 @@ export class Connection<P> implements SessionConnection {
       reasonString: undefined,
       route: true,
       refused: false,
+      routed: false,
+      waiting: false,
     };
     this.#slots.push(slot);
     return slot;
+  }
+
+  /** Routes an accepted publish; its acknowledgement waits when persistent sessions must store it first. */
+  #routeSlot(slot: InboundSlot): void {
+    slot.routed = true;
+    if (!slot.route || slot.reasonCode !== 0 || this.state === 'closed') return;
+    const stored = this.core.routeInbound(this, slot.packet);
+    if (stored === undefined || slot.packet.qos === 0) return;
+    slot.waiting = true;
+    stored.then(
+      this.#guard(() => {
+        slot.waiting = false;
+        this.#completeSlots();
+      }),
+      this.#guard((err: unknown) => {
+        this.core.logger.error(
+          { err, clientId: this.clientId },
+          'storing a message for offline sessions failed',
+        );
+        slot.waiting = false;
+        slot.reasonCode = ReasonCode.unspecifiedError;
+        slot.reasonString = 'not stored';
+        this.#completeSlots();
+      }),
+    );
   }
 
   #authorized(slot: InboundSlot, a: AuthzResult): void {
@@ -843,16 +877,25 @@ export class Connection<P> implements SessionConnection {
     this.#completeSlots();
   }
 
-  /** Acknowledges and routes finished publishes in the order they were received [MQTT-4.6.0-2]. */
+  /** Routes, then acknowledges, finished publishes in the order they were received [MQTT-4.6.0-2]. */
   #completeSlots(): void {
     const slots = this.#slots;
+    let r = this.#routedSlots;
+    while (r < slots.length && slots[r]!.done && this.state !== 'closed') {
+      const s = slots[r++]!;
+      if (!s.routed) this.#routeSlot(s);
+    }
+    this.#routedSlots = r;
     let n = 0;
-    while (n < slots.length && slots[n]!.done && this.state !== 'closed') {
+    while (n < slots.length && slots[n]!.done && !slots[n]!.waiting && this.state !== 'closed') {
       const s = slots[n++]!;
       if (s.reasonCode === -1) this.write(encodePubrec(s.packet.messageId!, 0));
-      else this.#finish(s.packet, s.reasonCode, s.reasonString, s.route, s.refused);
+      else this.#acknowledge(s);
     }
-    if (n > 0) slots.splice(0, n);
+    if (n > 0) {
+      slots.splice(0, n);
+      this.#routedSlots = Math.max(0, this.#routedSlots - n);
+    }
     if (this.#paused && slots.length <= this.core.limits.maxPendingInbound && this.state !== 'closed') {
       this.#paused = false;
       this.stream.resume();
@@ -860,21 +903,16 @@ export class Connection<P> implements SessionConnection {
     }
   }
 
-  #finish(
-    p: IPublishPacket,
-    reasonCode: number,
-    reasonString: string | undefined,
-    route: boolean,
-    refusedByAuthz = false,
-  ): void {
+  /** PUBACK/PUBREC for a routed publish (or the refusal); 3.1.1 refusals close the connection. */
+  #acknowledge(slot: InboundSlot): void {
     if (this.state === 'closed') return;
+    const { packet: p, reasonCode, reasonString, refused: refusedByAuthz } = slot;
     const qos = p.qos;
     if (reasonCode >= 0x80 && !this.v5) {
       // [MQTT-3.3.5-2] 3.1.1 has no way to refuse a PUBLISH: close the connection.
       this.close(`publish refused (0x${reasonCode.toString(16)})`);
       return;
     }
-    if (route && reasonCode < 0x80) this.core.routeInbound(this, p);
     if (qos === 0) {
       // A QoS 0 publish can only be refused by disconnecting; authorization refusals are silent drops.
       if (reasonCode >= 0x80 && !refusedByAuthz) {

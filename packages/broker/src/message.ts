@@ -42,8 +42,9 @@ export class Message {
     return new Message(m.topic, asBuffer(m.payload), m.qos, m.retain, m.properties, m.expiresAt ?? 0, origin);
   }
 
-  toStored(qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): StoredMessage {
+  toStored(qos: QoS, retain: boolean, subscriptionIds: number[] | undefined, seq = 0): StoredMessage {
     const s: StoredMessage = { topic: this.topic, payload: this.payload, qos, retain };
+    if (seq !== 0) s.seq = seq;
     if (this.properties !== undefined) s.properties = this.properties;
     if (this.expiresAt !== 0) s.expiresAt = this.expiresAt;
     if (subscriptionIds !== undefined) s.subscriptionIds = subscriptionIds;

@@ -42,6 +42,8 @@ export interface Outgoing {
   ids: number[] | undefined;
   packetId: number;
   state: 0 | 1 | 2;
+  /** Position in the SessionStore queue, 0 when not stored (QoS 0, or a session without expiry). */
+  seq: number;
 }
 
 export interface SessionContext {
@@ -53,6 +55,7 @@ export interface SessionContext {
 }
 
 const STORE_BATCH = 100;
+const noop = (): void => {};
 
 export class Session {
   readonly clientId: string;
@@ -73,11 +76,19 @@ export class Session {
   /** Inbound QoS 2 packet ids with PUBREC sent (or pending) and no PUBREL yet. */
   readonly awaitingRelease = new Set<number>();
   #nextPacketId = 1;
-  /** Messages in the SessionStore queue not yet fetched; -1 when unknown (loaded from the store). */
+  /**
+   * The SessionStore queue holds every unacknowledged QoS 1/2 message of a persistent session. Those
+   * with seq <= #cursor are in memory (queued, in flight) or acknowledged; #stored counts the others
+   * (-1 when unknown: loaded from the store).
+   */
   #stored = 0;
   #storedSeq = 0;
+  #cursor = 0;
+  #lastSeq = 0;
   #fetching = false;
   #batch: StoredMessage[] | undefined = undefined;
+  #batchDone: Promise<void> | undefined = undefined;
+  #acks: number[] | undefined = undefined;
   #storeChain: Promise<unknown> = Promise.resolve();
   ended = false;
 
@@ -101,7 +112,7 @@ export class Session {
     return this.#stored > 0 ? this.#stored : 0;
   }
 
-  /** Runs store operations for this session one after the other, so a dequeue sees earlier enqueues. */
+  /** Runs store operations for this session one after the other, so a fetch sees earlier enqueues. */
   #chain<T>(op: () => Promise<T>): Promise<T> {
     const p = this.#storeChain.then(op);
     this.#storeChain = p.catch((err: unknown) => {
@@ -110,29 +121,47 @@ export class Session {
     return p;
   }
 
-  deliver(msg: Message, qos: QoS, retain: boolean, ids: number[] | undefined): void {
+  /** Increasing per session, also across restarts and nodes (seeded from the clock and the store). */
+  #nextSeq(): number {
+    const now = this.#ctx.clock.now() * 1000;
+    const seq = now > this.#lastSeq ? now : this.#lastSeq + 1;
+    this.#lastSeq = seq;
+    return seq;
+  }
+
+  /**
+   * Routes a message to this session. Returns a promise when the message had to be stored (QoS 1/2
+   * to a session that outlives its connection): it resolves once the store has it.
+   */
+  deliver(msg: Message, qos: QoS, retain: boolean, ids: number[] | undefined): Promise<void> | undefined {
     const c = this.conn;
+    const durable = qos > 0 && this.expiryInterval > 0;
     if (c === undefined) {
       // Offline: QoS 0 is not kept for offline sessions (MQTT 3.1.1 §3.1.2.4 lets the server choose).
-      if (qos > 0 && this.expiryInterval > 0) this.#enqueueStored(msg, qos, retain, ids);
-      return;
+      return durable ? this.#enqueueStored(msg, qos, retain, ids) : undefined;
     }
-    if (this.#stored !== 0 && qos > 0) {
-      // Older messages are still in the store: keep the order by queueing behind them.
-      this.#enqueueStored(msg, qos, retain, ids);
-      return;
+    // Older messages are still in the store: keep the order by queueing behind them.
+    if (durable && this.#stored !== 0) return this.#enqueueStored(msg, qos, retain, ids);
+    let seq = 0;
+    let stored: Promise<void> | undefined;
+    if (durable) {
+      // Sent at once and kept in the store until the client acknowledges it: a crash cannot lose it.
+      seq = this.#nextSeq();
+      this.#cursor = seq;
+      stored = this.#append(msg.toStored(qos, retain, ids, seq));
     }
     if (this.#queueHead === this.#queue.length && !c.congested) {
       if (qos === 0) {
         c.sendPublish(msg, 0, retain, 0, false, ids);
-        return;
+        return undefined;
       }
       if (this.inflight.size < c.window) {
-        this.#sendNew({ msg, qos, retain, ids, packetId: 0, state: 0 }, c);
-        return;
+        this.#sendNew({ msg, qos, retain, ids, packetId: 0, state: 0, seq }, c);
+        return stored;
       }
     }
-    this.#enqueue({ msg, qos, retain, ids, packetId: 0, state: 0 });
+    this.#enqueue({ msg, qos, retain, ids, packetId: 0, state: 0, seq });
+    return stored;
   }
 
   #enqueue(o: Outgoing): void {
@@ -140,6 +169,7 @@ export class Session {
       // Full: a QoS 0 message is dropped; a QoS 1/2 one evicts the oldest queued QoS 0 message if any.
       if (o.qos === 0 || !this.#evictQos0()) {
         this.#ctx.metrics.dropped++;
+        this.#ack(o.seq);
         return;
       }
     }
@@ -162,11 +192,14 @@ export class Session {
     o.packetId = id;
     o.state = 1;
     this.inflight.set(id, o);
-    if (!c.sendPublish(o.msg, o.qos, o.retain, id, false, o.ids)) this.inflight.delete(id);
+    if (!c.sendPublish(o.msg, o.qos, o.retain, id, false, o.ids)) {
+      this.inflight.delete(id);
+      this.#ack(o.seq);
+    }
   }
 
   #allocatePacketId(): number {
-    // [MQTT-2.3.1-2] [MQTT-2.2.1-3] v5 a packet id is not reused while its exchange is in flight.
+    // [MQTT-2.2.1-3] [MQTT-2.3.1-4] v5 a packet id is not reused while its exchange is in flight.
     let id = this.#nextPacketId;
     while (this.inflight.has(id)) id = id === 65_535 ? 1 : id + 1;
     this.#nextPacketId = id === 65_535 ? 1 : id + 1;
@@ -182,7 +215,11 @@ export class Session {
       const o = this.#queue[this.#queueHead]!;
       if (o.qos > 0 && this.inflight.size >= c.window) break;
       this.#queue[this.#queueHead++] = undefined as unknown as Outgoing;
-      if (o.msg.expiresAt !== 0 && o.msg.expiresAt <= now) continue; // [MQTT-3.3.2-5] v5
+      if (o.msg.expiresAt !== 0 && o.msg.expiresAt <= now) {
+        // [MQTT-3.3.2-5] v5 an expired message is not delivered.
+        this.#ack(o.seq);
+        continue;
+      }
       if (o.qos === 0) c.sendPublish(o.msg, 0, o.retain, 0, false, o.ids);
       else this.#sendNew(o, c);
     }
@@ -198,9 +235,10 @@ export class Session {
 
   onPuback(packetId: number): void {
     const o = this.inflight.get(packetId);
-    // [MQTT-4.3.2-?] only a PUBACK for a QoS 1 message in flight completes it; others are ignored.
+    // [MQTT-4.3.2-5] only a PUBACK for a QoS 1 message in flight completes it; others are ignored.
     if (o === undefined || o.qos !== 1) return;
     this.inflight.delete(packetId);
+    this.#ack(o.seq);
     this.pump();
   }
 
@@ -208,8 +246,11 @@ export class Session {
   onPubrec(packetId: number, reasonCode: number): boolean {
     const o = this.inflight.get(packetId);
     if (o === undefined || o.qos !== 2) return false;
+    // The receiver owns the message now; only the PUBREL state remains (kept with the session).
+    this.#ack(o.seq);
+    o.seq = 0;
     if (reasonCode >= 0x80) {
-      // [MQTT-4.3.3-?] v5 a PUBREC with an error code ends the exchange.
+      // [MQTT-4.3.3-4] v5 a PUBREC with an error code ends the exchange.
       this.inflight.delete(packetId);
       this.pump();
       return true;
@@ -236,71 +277,118 @@ export class Session {
     this.pump();
   }
 
-  /** The connection went away but the session stays: keep QoS 1/2 queued messages in the store. */
+  /** The connection went away but the session stays: what was queued in memory is in the store. */
   detach(): void {
     this.conn = undefined;
-    const pending: StoredMessage[] = [];
+    let first = 0;
+    let n = 0;
     for (let i = this.#queueHead; i < this.#queue.length; i++) {
       const o = this.#queue[i]!;
-      if (o.qos > 0) pending.push(o.msg.toStored(o.qos, o.retain, o.ids));
+      if (o.seq === 0) continue; // QoS 0 is not kept for offline sessions
+      if (first === 0) first = o.seq;
+      n++;
     }
     this.#queue = [];
     this.#queueHead = 0;
-    if (this.expiryInterval > 0 && pending.length > 0) {
-      // Stored messages fetched but not yet sent go back behind the newer ones still in the store.
-      this.#stored = this.#stored === -1 ? -1 : this.#stored + pending.length;
-      this.#storedSeq += pending.length;
-      void this.#chain(() => this.#ctx.store.enqueue(this.clientId, pending));
-    }
+    this.#rewind(first, n);
   }
 
-  #enqueueStored(msg: Message, qos: QoS, retain: boolean, ids: number[] | undefined): void {
+  /** Messages from `first` on (n of them) left memory but are still in the store: fetch them again. */
+  #rewind(first: number, n: number): void {
+    if (n === 0) return;
+    this.#cursor = first - 1;
+    this.#storedSeq += n;
+    if (this.#stored !== -1) this.#stored += n;
+  }
+
+  #enqueueStored(
+    msg: Message,
+    qos: QoS,
+    retain: boolean,
+    ids: number[] | undefined,
+  ): Promise<void> | undefined {
     if (this.#stored >= this.#ctx.maxQueued) {
       this.#ctx.metrics.dropped++;
-      return;
+      return undefined;
     }
     if (this.#stored !== -1) this.#stored++;
     this.#storedSeq++;
+    return this.#append(msg.toStored(qos, retain, ids, this.#nextSeq()));
+  }
+
+  /** Appends to the store queue: one store call per session per tick. */
+  #append(m: StoredMessage): Promise<void> {
     if (this.#batch === undefined) {
-      // One store call per session per tick.
       const batch: StoredMessage[] = (this.#batch = []);
+      const done = new Promise<void>((resolve, reject) => {
+        process.nextTick(() => {
+          this.#batch = undefined;
+          this.#batchDone = undefined;
+          this.#chain(() => this.#ctx.store.enqueue(this.clientId, batch)).then(resolve, reject);
+        });
+      });
+      // Failures are logged by #chain; callers that do not wait must not cause an unhandled rejection.
+      done.catch(noop);
+      this.#batchDone = done;
+    }
+    this.#batch.push(m);
+    return this.#batchDone!;
+  }
+
+  /** The message left the session (acknowledged, expired, undeliverable): remove it from the store. */
+  #ack(seq: number): void {
+    if (seq === 0) return;
+    if (this.#acks === undefined) {
+      const acks: number[] = (this.#acks = []);
       process.nextTick(() => {
-        this.#batch = undefined;
-        void this.#chain(() => this.#ctx.store.enqueue(this.clientId, batch));
+        this.#acks = undefined;
+        void this.#chain(() => this.#ctx.store.ack(this.clientId, acks));
       });
     }
-    this.#batch.push(msg.toStored(qos, retain, ids));
+    this.#acks.push(seq);
   }
 
   #fetchStored(): void {
     this.#fetching = true;
     const seqAtIssue = this.#storedSeq;
+    const after = this.#cursor;
     const max = Math.max(1, Math.min(STORE_BATCH, this.#ctx.maxQueued));
     // Let this tick's batch reach the store first.
     process.nextTick(() => {
-      this.#chain(() => this.#ctx.store.dequeue(this.clientId, max))
+      this.#chain(() => this.#ctx.store.fetch(this.clientId, after, max))
         .then(
           (messages) => {
             this.#fetching = false;
+            if (this.ended) return;
             if (messages.length < max) this.#stored = this.#storedSeq - seqAtIssue;
             else if (this.#stored !== -1) this.#stored = Math.max(0, this.#stored - messages.length);
-            const c = this.conn;
-            if (c === undefined || this.ended) {
-              if (messages.length > 0 && !this.ended) {
-                this.#stored = this.#stored === -1 ? -1 : this.#stored + messages.length;
-                void this.#chain(() => this.#ctx.store.enqueue(this.clientId, messages));
-              }
+            if (messages.length === 0) {
+              if (this.#stored !== 0) this.pump();
               return;
             }
+            const last = messages[messages.length - 1]!.seq ?? 0;
+            if (last > this.#cursor) this.#cursor = last;
+            if (last > this.#lastSeq) this.#lastSeq = last;
+            const c = this.conn;
+            if (c === undefined) {
+              // Went offline meanwhile: they stay in the store.
+              this.#rewind(messages[0]!.seq ?? 0, messages.length);
+              return;
+            }
+            // Messages restored as in flight (resent with their packet ids) are also still in the store.
+            let inflightSeqs: Set<number> | undefined;
+            for (const o of this.inflight.values()) if (o.seq !== 0) (inflightSeqs ??= new Set()).add(o.seq);
             for (const m of messages) {
-              const ids = m.subscriptionIds;
+              const seq = m.seq ?? 0;
+              if (inflightSeqs?.has(seq) === true) continue;
               this.#queue.push({
                 msg: Message.fromStored(m),
                 qos: m.qos,
                 retain: m.retain,
-                ids,
+                ids: m.subscriptionIds,
                 packetId: 0,
                 state: 0,
+                seq,
               });
             }
             this.pump();
@@ -318,6 +406,7 @@ export class Session {
   /** Marks the store as possibly holding queued messages (session loaded from the store). */
   markStoredUnknown(): void {
     this.#stored = -1;
+    this.#cursor = 0;
   }
 
   /** Settles when the store operations issued so far have finished. */
@@ -355,7 +444,7 @@ export class Session {
     }
     for (const o of this.inflight.values()) {
       s.inflight.push({
-        ...o.msg.toStored(o.qos, o.retain, o.ids),
+        ...o.msg.toStored(o.qos, o.retain, o.ids, o.seq),
         packetId: o.packetId,
         state: o.state === 2 ? 'pubrel' : 'publish',
       });
@@ -374,8 +463,10 @@ export class Session {
         ids: i.subscriptionIds,
         packetId: i.packetId,
         state: i.state === 'pubrel' ? 2 : 1,
+        seq: i.state === 'pubrel' ? 0 : (i.seq ?? 0),
       });
     }
     for (const id of stored.awaitingRelease) this.awaitingRelease.add(id);
+    if (stored.lastSeq !== undefined && stored.lastSeq > this.#lastSeq) this.#lastSeq = stored.lastSeq;
   }
 }

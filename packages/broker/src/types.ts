@@ -151,6 +151,11 @@ export interface MessageProperties {
 }
 
 export interface StoredMessage {
+  /**
+   * Position in the client's queue, assigned by the broker: increasing per client, unique per client.
+   * The store keeps messages ordered by it and removes them by it (`ack`).
+   */
+  seq?: number;
   topic: string;
   payload: Buffer;
   qos: QoS;
@@ -180,22 +185,39 @@ export interface StoredSession {
   awaitingRelease: number[];
   /** Epoch ms of the last disconnect, undefined while connected. */
   disconnectedAt?: number;
+  /** Highest `seq` the store holds or has held for this client (filled in by `load`/`list`), so new ones follow. */
+  lastSeq?: number;
 }
 
 /**
  * Session persistence port. The broker keeps live state in memory and uses the store to keep sessions
- * and offline queues across reconnects to another node or restarts. All methods may be async.
+ * and message queues across restarts, crashes and reconnects to another node. All methods are async.
+ *
+ * Every QoS 1/2 message for a session that outlives its connection is appended (`enqueue`) before the
+ * publisher is acknowledged, whether the client is online (it is also sent at once) or not, and stays
+ * until the client has acknowledged it (`ack`: PUBACK, or PUBREC for QoS 2) or it was discarded
+ * (expired, too large for the client). So what a crash can lose is only what was never acknowledged
+ * to its publisher.
  */
 export interface SessionStore {
+  /** The session with `lastSeq`, or undefined. */
   load(clientId: string): Promise<StoredSession | undefined>;
-  /** Insert or replace the session (subscriptions, expiry, in-flight state). */
+  /**
+   * Sessions this node should hold at start-up (with `lastSeq`): the broker's `restore()` reloads them,
+   * so messages for offline subscribers are queued again after a restart. A store shared by several
+   * nodes returns only those last saved by this node.
+   */
+  list?(): Promise<StoredSession[]>;
+  /** Insert or replace the session (subscriptions, expiry, in-flight state); this node now holds it. */
   save(session: StoredSession): Promise<void>;
   /** Remove the session and everything queued for it. */
   delete(clientId: string): Promise<void>;
-  /** Append messages to the client's offline queue (in order). */
+  /** Append messages (each with `seq`) to the client's queue. */
   enqueue(clientId: string, messages: StoredMessage[]): Promise<void>;
-  /** Remove and return up to `max` queued messages, oldest first. */
-  dequeue(clientId: string, max: number): Promise<StoredMessage[]>;
+  /** Up to `max` queued messages with `seq` greater than `afterSeq`, in `seq` order; nothing is removed. */
+  fetch(clientId: string, afterSeq: number, max: number): Promise<StoredMessage[]>;
+  /** Removes the queued messages with these `seq`s (acknowledged by the client, or discarded). */
+  ack(clientId: string, seqs: number[]): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -235,10 +257,23 @@ export interface RoutedMessage {
  * matching interest, which pass it to the callback given to `attach`.
  */
 export interface ClusterRouter {
-  attach(deliver: (message: RoutedMessage) => void): void;
+  /**
+   * `deliver` routes a message from another node; when it returns a promise, the message has been
+   * stored for persistent sessions once it resolves (a durable router acknowledges its queue then).
+   * `events.sessionTaken` is called when another node took over a session (see `claimSession`).
+   */
+  attach(
+    deliver: (message: RoutedMessage) => void | Promise<unknown>,
+    events?: { sessionTaken(clientId: string): void },
+  ): void;
   subscribe(filter: string): void | Promise<void>;
   unsubscribe(filter: string): void | Promise<void>;
   forward(message: RoutedMessage): void | Promise<void>;
+  /**
+   * A client connected to this node with a session that outlives its connection: every other node
+   * drops its copy (and its connection, v5 DISCONNECT 0x8E), so only one node queues for the session.
+   */
+  claimSession?(clientId: string): void | Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -306,9 +341,18 @@ export interface PublishOptions {
 }
 
 export interface Broker<P> {
+  /**
+   * Reloads the sessions the SessionStore lists (`list()`): their subscriptions are live again, so
+   * messages for offline subscribers are queued while they are away, and expiry timers resume. Call
+   * once before accepting connections. Returns how many sessions were restored.
+   */
+  restore(): Promise<number>;
   /** Start MQTT on an accepted connection. */
   handle(stream: Duplex, transport: TransportInfo): void;
-  /** Server-originated message (commands to devices). Not subject to authorizePublish/onPublish. */
+  /**
+   * Server-originated message (commands to devices). Not subject to authorizePublish/onPublish.
+   * Resolves once it is stored for the persistent sessions it goes to.
+   */
   publish(msg: PublishOptions): Promise<void>;
   getClient(id: string): ClientHandle<P> | undefined;
   clients(): IterableIterator<ClientHandle<P>>;
