@@ -48,6 +48,7 @@ export function topicMatches(filter: string, topic: string): boolean {
 
 /** True when every topic matched by filter `inner` is matched by filter `outer`. */
 export function filterCovers(outer: string, inner: string): boolean {
+  if (inner === '#') return outer === '#' || outer === '+/#';
   const o = outer.split('/');
   const n = inner.split('/');
   for (let i = 0; i < o.length; i++) {
@@ -140,7 +141,8 @@ function cover(n: TrieNode, r: readonly string[], i: number): boolean {
   if (n.hash) return true;
   if (i === r.length) return n.end;
   const seg = r[i] as string;
-  if (seg === '#') return false;
+  // A lone `#` matches every topic, and so does `+/#` (every topic has a first level, maybe empty).
+  if (seg === '#') return i === 0 && n.plus?.hash === true;
   if (seg !== '+') {
     const c = n.lit.get(seg);
     if (c && cover(c, r, i + 1)) return true;

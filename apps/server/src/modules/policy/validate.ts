@@ -41,6 +41,8 @@ export function isValidActionPattern(a: string): boolean {
 }
 
 function closest(input: string, candidates: readonly string[]): string | undefined {
+  const prefixed = candidates.filter((c) => input.length >= 3 && c.startsWith(input));
+  if (prefixed.length === 1) return prefixed[0];
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
