@@ -8,6 +8,7 @@ import type { Config } from './config/index.ts';
 import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } from './kernel/index.ts';
 import { openDatabase } from './infra/database/index.ts';
 import { createKeyProtector } from './infra/keys/index.ts';
+import { createSqlRetainedStore, createSqlSessionStore } from './infra/mqtt-store/index.ts';
 import { createPkiService, createPkiStore, type PkiService } from './modules/pki/index.ts';
 import {
   createDeviceService,
@@ -276,7 +277,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       });
     }
 
+    // MQTT sessions and retained messages live in the database, so they survive restarts and are shared
+    // by the nodes of a cluster; each node restores the sessions it held (its id is kept in the data dir).
+    const nodeIdFile = join(dataDir, 'node-id');
+    if (!existsSync(nodeIdFile)) writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: 'wx' });
+    const nodeId = readFileSync(nodeIdFile, 'utf8').trim();
+    const mqttSessions = createSqlSessionStore(db, { node: nodeId, clock });
     const mqtt = createMqttTransport({
+      ports: { sessions: mqttSessions, retained: createSqlRetainedStore(db, { clock }) },
       pki,
       devices,
       policy,
@@ -368,6 +376,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         offPlacement();
         if (syncTimer) clearInterval(syncTimer);
         await mqtt.close();
+        await mqttSessions.close?.();
         await http.close();
         await telemetry.flush();
         await audit.flush();

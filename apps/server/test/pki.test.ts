@@ -481,6 +481,7 @@ for (const backend of backends) {
         assert.deepEqual(id, {
           tenantId: 'acme',
           deviceId,
+          caId: 'issuing:acme:1',
           serial: issued.serial,
           fingerprint256: issued.fingerprint256,
           notAfter: issued.notAfter,

@@ -349,6 +349,9 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     this.#wills.clear();
     for (const s of this.#sessions.values()) if (s.expiryTimer !== undefined) clearTimeout(s.expiryTimer);
     await Promise.all(closing);
+    // Sessions saved on disconnect (and queued writes) reach the store before close() resolves.
+    await Promise.all([...this.#sessions.values()].map((s) => s.idle()));
+    await Promise.all(this.#ending.values());
     await this.#router.close?.();
   }
 

@@ -386,6 +386,140 @@ export const errorCatalog = {
     description:
       'The key-encryption master key is missing, malformed (32 bytes, base64) or its file is readable by other users.',
   },
+  ERR_PKI_CA_REVOKED: {
+    kind: 'conflict',
+    title: 'CA revoked',
+    description:
+      'The certificate authority has been revoked; it is no longer trusted and issues nothing. A tenant gets a new issuing CA on its next issuance.',
+  },
+  ERR_PKI_CA_NOT_REVOCABLE: {
+    kind: 'invalid',
+    title: 'CA cannot be revoked here',
+    description:
+      'Only tenant issuing CAs and external CAs can be revoked through the API; the root and the platform CA are replaced offline.',
+  },
+  ERR_PKI_EXTERNAL_CA_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'External CA not found',
+    description: 'No external CA with this id is registered in the tenant.',
+  },
+  ERR_PKI_EXTERNAL_CA_EXISTS: {
+    kind: 'conflict',
+    title: 'External CA already registered',
+    description: 'A CA with the same certificate is already registered in the tenant.',
+  },
+  ERR_PKI_EXTERNAL_CA_INVALID: {
+    kind: 'invalid',
+    title: 'Not an acceptable CA certificate',
+    description:
+      'The certificate is not a usable CA: it must parse, have basicConstraints CA=true and keyCertSign, be within its validity, and use an allowed key (ECDSA P-256/P-384, Ed25519, RSA >= 2048).',
+  },
+  ERR_PKI_CA_CHALLENGE: {
+    kind: 'invalid',
+    title: 'Proof of possession failed',
+    description:
+      'The verification certificate must be signed by the CA being registered and carry, as its subject CN, an unexpired, unused registration code issued to this tenant (`POST /api/v1/cas/external/registration-codes`).',
+  },
+  ERR_PKI_FLEET_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid fleet path',
+    description:
+      'Fleet paths are 1-8 segments of lower-case letters, digits and `-`, joined by `/` (e.g. `sensors/gen2`).',
+  },
+  ERR_OCSP_REQUEST_INVALID: {
+    kind: 'invalid',
+    title: 'Malformed OCSP request',
+    description:
+      'The body is not a DER OCSPRequest (RFC 6960 §4.1); the responder answers `malformedRequest`.',
+  },
+  ERR_EST_AUTH_REQUIRED: {
+    kind: 'unauthenticated',
+    title: 'EST authentication required',
+    description:
+      'Enrollment needs a TLS client certificate (the current device certificate, or a manufacturer certificate of a registered CA) or HTTP Basic credentials: device id and enrollment code.',
+  },
+  ERR_EST_CODE_INVALID: {
+    kind: 'unauthenticated',
+    title: 'Enrollment code not valid',
+    description:
+      'No enrollment code matches, or the code is bound to another device id. Attempts are rate-limited and audited.',
+  },
+  ERR_EST_CODE_USED: {
+    kind: 'forbidden',
+    title: 'Enrollment code used up',
+    description: 'The code was one-time and has been used, or its quota is exhausted.',
+  },
+  ERR_EST_CODE_EXPIRED: {
+    kind: 'forbidden',
+    title: 'Enrollment code expired or revoked',
+    description: 'The enrollment code is past its expiry or an operator revoked it.',
+  },
+  ERR_EST_CODE_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Enrollment code not found',
+    description: 'No enrollment code with this id exists in the tenant.',
+  },
+  ERR_EST_DEVICE_EXISTS: {
+    kind: 'forbidden',
+    title: 'Device already enrolled',
+    description:
+      'A fleet enrollment code or a manufacturer certificate cannot take over a device that exists and was not enrolled through the same credential; renew with `simplereenroll` or use a code made for this device.',
+  },
+  ERR_EST_DEVICE_DISABLED: {
+    kind: 'forbidden',
+    title: 'Device disabled',
+    description: 'The device is disabled; it gets no certificate until it is enabled again.',
+  },
+  ERR_EST_UNKNOWN_CA: {
+    kind: 'unauthenticated',
+    title: 'Client certificate from an unknown CA',
+    description:
+      'The TLS client certificate was issued neither by the platform nor by an active registered external CA of this tenant.',
+  },
+  ERR_EST_CA_DISABLED: {
+    kind: 'forbidden',
+    title: 'External CA disabled',
+    description:
+      'The manufacturer CA that issued the client certificate is disabled or removed in this tenant.',
+  },
+  ERR_EST_IDEVID_INVALID: {
+    kind: 'unauthenticated',
+    title: 'Manufacturer certificate not acceptable',
+    description:
+      'The manufacturer certificate is expired or not yet valid, is a CA, lacks the clientAuth usage, or does not name a valid device id.',
+  },
+  ERR_EST_CERT_SUPERSEDED: {
+    kind: 'forbidden',
+    title: 'Certificate already renewed',
+    description:
+      'This certificate was already replaced through `simplereenroll`; only the newest certificate can renew (a copied old certificate cannot fork the identity).',
+  },
+  ERR_EST_REENROLL_CERT: {
+    kind: 'unauthenticated',
+    title: 'simplereenroll needs the current certificate',
+    description:
+      '`simplereenroll` authenticates with the device certificate being renewed, as the TLS client certificate (RFC 7030 §4.2.2).',
+  },
+  ERR_EST_CONTENT_TYPE: {
+    kind: 'invalid',
+    title: 'Wrong content type',
+    description: 'EST enrollment requests are `application/pkcs10`, a base64 DER PKCS#10 (RFC 7030 §4.2.1).',
+  },
+  ERR_EST_TENANT_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Unknown EST label',
+    description: 'The label in `/.well-known/est/<label>/...` names no tenant.',
+  },
+  ERR_EST_REJECTED: {
+    kind: 'forbidden',
+    title: 'Enrollment rejected',
+    description: 'An operator rejected this enrollment request.',
+  },
+  ERR_EST_REQUEST_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Enrollment request not found',
+    description: 'No pending enrollment request with this id exists in the tenant.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -18,8 +18,11 @@ export type KeyType = 'P-256' | 'P-384' | 'Ed25519' | `RSA-${number}`;
  */
 export type CaKind = 'root' | 'platform' | 'issuing';
 
-/** `active` CAs issue and are trusted; `retired` ones are neither (kept for the record). */
-export type CaStatus = 'active' | 'retired';
+/**
+ * `active` CAs issue and are trusted; `retired` and `revoked` ones are neither (kept for the record).
+ * Revoking a CA also revokes every certificate it issued.
+ */
+export type CaStatus = 'active' | 'retired' | 'revoked';
 
 /** A row of `cas`. `keyEnc` is the sealed private key (KeyProtector), or NULL for an offline key. */
 export interface CaRecord {
@@ -75,6 +78,10 @@ export interface StoredCertificate {
   revokedAt: number | null;
   revocationReason: RevocationReason | null;
   createdAt: number;
+  /** Fleet path the certificate was issued for (EST: the enrollment credential's fleet), or null. */
+  fleet: string | null;
+  /** Credential the device enrolled with: `code:<id>`, `ca:<external CA id>`; null for API issuance. */
+  enrolledVia: string | null;
 }
 
 /** A certificate as the service returns it: status says `expired` once `notAfter` has passed. */
@@ -118,12 +125,18 @@ export interface SignDeviceCsrInput {
   csrPem: string | Uint8Array;
   /** Default 90 (short-lived; devices renew over EST). */
   validityDays?: number;
+  /** Recorded with the certificate (listing by fleet). */
+  fleet?: string | null;
+  /** Recorded with the certificate: `code:<id>` or `ca:<external CA id>`. */
+  enrolledVia?: string | null;
 }
 
 /** Who a TLS client certificate says it is, once every check has passed. */
 export interface ClientIdentity {
   tenantId: string;
   deviceId: string;
+  /** The platform issuing CA that signed the certificate. */
+  caId: string;
   serial: string;
   fingerprint256: string;
   notAfter: number;
@@ -136,9 +149,20 @@ export interface RevokedEvent {
   fingerprint256: string;
 }
 
+/** A CA was revoked: every session whose certificate it issued must go. */
+export interface CaRevokedEvent {
+  tenantId: string | null;
+  caId: string;
+}
+
 export interface ListCertificatesQuery {
   tenantId: string;
   deviceId?: string;
+  /** Issuing CA id, or an external CA id (`ext_...`): the certificates of devices enrolled through it. */
+  caId?: string;
+  /** Fleet path; includes nested fleets. */
+  fleet?: string;
+  keyType?: string;
   status?: CertificateStatus;
   /** Only certificates with `notAfter` strictly before this instant (epoch ms). */
   expiringBefore?: number;
@@ -157,6 +181,10 @@ export interface CertificatePage {
 export interface CertificateQuery {
   tenantId: string;
   deviceId?: string;
+  caId?: string;
+  enrolledVia?: string;
+  fleet?: string;
+  keyType?: string;
   status?: CertificateStatus;
   expiringBefore?: number;
   now: number;
@@ -187,6 +215,77 @@ export interface PkiStore {
   listRevokedByCa(caId: string, now: number): Promise<StoredCertificate[]>;
   /** Revoked, unexpired certificates of every CA (the in-memory deny set). */
   listRevoked(now: number): Promise<{ serial: string; fingerprint256: string }[]>;
+  /** Every CA of a tenant (NULL: the platform's own), any status. */
+  listCas(tenantId: string | null): Promise<CaRecord[]>;
+  /** Sets the status of a CA that is `active`; false when it was not active. */
+  setCaStatus(id: string, status: CaStatus): Promise<boolean>;
+  /** Revokes every active certificate issued by `caId`; returns how many. */
+  revokeCertificatesOfCa(caId: string, at: number, reason: RevocationReason): Promise<number>;
+  /** Active certificates enrolled through a credential (`ca:<id>`, `code:<id>`). */
+  listActiveEnrolledVia(tenantId: string, enrolledVia: string): Promise<StoredCertificate[]>;
+  insertExternalCa(ca: ExternalCaRecord): Promise<boolean>;
+  getExternalCa(tenantId: string, id: string): Promise<ExternalCaRecord | undefined>;
+  listExternalCas(tenantId: string): Promise<ExternalCaRecord[]>;
+  updateExternalCaStatus(
+    tenantId: string,
+    id: string,
+    status: ExternalCaStatus,
+    at: number,
+  ): Promise<boolean>;
+  deleteExternalCa(tenantId: string, id: string): Promise<boolean>;
+  insertRegistrationCode(code: string, tenantId: string, expiresAt: number): Promise<void>;
+  /** Marks an unexpired, unused code of the tenant used; false when there is none. */
+  useRegistrationCode(code: string, tenantId: string, now: number): Promise<boolean>;
+}
+
+export type ExternalCaStatus = 'active' | 'disabled';
+
+/** How a device id is read from a manufacturer certificate's subject. */
+export type DeviceIdSource = 'cn' | 'serialNumber';
+
+/** A CA of the organisation (manufacturer / IDevID CA), trusted for EST enrollment into one fleet. */
+export interface ExternalCaRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+  subject: string;
+  fingerprint256: string;
+  certPem: string;
+  fleet: string;
+  deviceIdFrom: DeviceIdSource;
+  /** New devices enrolling through this CA wait for an operator's approval. */
+  approval: boolean;
+  notBefore: number;
+  notAfter: number;
+  status: ExternalCaStatus;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RegisterExternalCaInput {
+  tenantId: string;
+  /** PEM of the CA certificate (root or intermediate). */
+  certPem: string;
+  /** PEM of a certificate signed by that CA whose subject CN is a registration code (proof of possession). */
+  verificationCertPem: string;
+  name?: string;
+  fleet: string;
+  deviceIdFrom?: DeviceIdSource;
+  approval?: boolean;
+}
+
+/**
+ * Cluster-wide events between server nodes sharing one database (PostgreSQL LISTEN/NOTIFY, or
+ * in-process for the embedded default). Messages are small JSON objects; a node does not receive
+ * its own messages.
+ */
+export interface ClusterEvents {
+  readonly nodeId: string;
+  publish(channel: string, message: Record<string, unknown>): Promise<void>;
+  subscribe(channel: string, handler: (message: Record<string, unknown>) => void): () => void;
+  /** Called after the connection to the bus was re-established: messages may have been lost, reload. */
+  onResync(listener: () => void): () => void;
+  close(): Promise<void>;
 }
 
 /**

@@ -2,6 +2,8 @@ import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { deviceUri, isValidDeviceId, parseDeviceUri } from '@bulwark/protocol';
 import { AppError, type Clock, type Ids, type Logger } from '../../kernel/index.ts';
 import { checkCsrIdentity, parseAndVerifyCsr } from './csr.ts';
+import { checkFleet, createExternalCas, type ExternalIdentity } from './external.ts';
+import { answerOcsp, issuerHashInput, type OcspIssuer } from './ocsp.ts';
 import {
   PLATFORM_TENANT,
   revocationReasons,
@@ -9,6 +11,11 @@ import {
   type CaKeyProvider,
   type CaKind,
   type CaRecord,
+  type CaRevokedEvent,
+  type ClusterEvents,
+  type ExternalCaRecord,
+  type KeyType,
+  type RegisterExternalCaInput,
   type CertificatePage,
   type CertificateRecord,
   type ClientIdentity,
@@ -28,6 +35,7 @@ import { parseHostnames } from './names.ts';
 import { softwareCaKeys } from './signer.ts';
 import {
   certPem,
+  certsOnlyPkcs7,
   asX509Key,
   DAY_MS,
   derInteger,
@@ -54,6 +62,25 @@ export interface PkiServiceOptions {
   caKeys?: CaKeyProvider;
   /** How long a CRL is valid (nextUpdate - thisUpdate); it is re-signed after half of it. Default 1 day. */
   crlValidityMs?: number;
+  /** OCSP responder URL put into device certificates (Authority Information Access), e.g. `https://host/pki/ocsp`. */
+  ocspUrl?: string;
+  /** Revocations and CA changes reach the other nodes through this bus within a second. */
+  cluster?: ClusterEvents;
+}
+
+/** A platform CA as listed to operators (no key material). */
+export interface CaSummary {
+  id: string;
+  tenantId: string | null;
+  kind: CaKind;
+  subject: string;
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+  status: CaRecord['status'];
+  /** The private key is not held by the platform (offline root). */
+  keyOffline: boolean;
+  certPem: string;
 }
 
 export interface PkiService {
@@ -65,6 +92,48 @@ export interface PkiService {
   importIssuingCa(tenantId: string, certPem: string, keyPem: string): Promise<void>;
   issueServerCertificate(hostnames: string[], opts?: ServerCertificateOptions): Promise<ServerCertificate>;
   signDeviceCsr(input: SignDeviceCsrInput): Promise<IssuedCertificate>;
+  /** Runs every check signDeviceCsr runs on a CSR (structure, key, proof of possession, identity) without signing. */
+  checkDeviceCsr(tenantId: string, deviceId: string, csr: string | Uint8Array): Promise<{ keyType: KeyType }>;
+  /** The tenant's issuing CA and the root as a base64 certs-only PKCS#7 (EST /cacerts, RFC 7030 §4.1.3). */
+  caCertsPkcs7(tenantId: string): Promise<string>;
+  /** Root, platform CA and the tenant's CAs, any status. */
+  listCas(tenantId: string): Promise<CaSummary[]>;
+  /**
+   * Revokes a tenant issuing CA and every certificate it issued; its sessions are dropped on every
+   * node. The tenant gets a new issuing CA (generation + 1) at once when the root key is online.
+   */
+  revokeCa(
+    tenantId: string,
+    caId: string,
+    reason?: RevocationReason,
+    opts?: { replace?: boolean },
+  ): Promise<{ revokedCertificates: number }>;
+  /** Revokes the active certificates of devices that enrolled through a credential (`ca:<id>`, `code:<id>`). */
+  revokeEnrolledVia(
+    tenantId: string,
+    enrolledVia: string,
+    reason?: RevocationReason,
+  ): Promise<CertificateRecord[]>;
+  createCaRegistrationCode(tenantId: string): Promise<{ code: string; expiresAt: number }>;
+  registerExternalCa(input: RegisterExternalCaInput): Promise<ExternalCaRecord>;
+  listExternalCas(tenantId: string): Promise<ExternalCaRecord[]>;
+  getExternalCa(tenantId: string, id: string): Promise<ExternalCaRecord>;
+  setExternalCaStatus(
+    tenantId: string,
+    id: string,
+    status: ExternalCaRecord['status'],
+  ): Promise<ExternalCaRecord>;
+  removeExternalCa(tenantId: string, id: string): Promise<ExternalCaRecord>;
+  /** Who a manufacturer (IDevID) certificate presented at EST is; chain = intermediates the client sent. */
+  identifyExternalClient(
+    tenantId: string,
+    cert: NodeX509,
+    chain: readonly NodeX509[],
+  ): Promise<ExternalIdentity>;
+  /** DER OCSPRequest in, DER OCSPResponse out (RFC 6960); malformed input gets a `malformedRequest` response. */
+  ocspResponse(der: Uint8Array): Promise<Uint8Array>;
+  /** Called when a CA is revoked (here or on another node): drop every session it issued. */
+  onCaRevoked(listener: (event: CaRevokedEvent) => void): () => void;
   /** Root + active tenant issuing CAs: the `ca` option of a TLS server that authenticates devices. */
   trustAnchorsPem(): Promise<string>;
   /** The platform root: what devices and other clients trust. */
@@ -170,6 +239,16 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
   const lastCrlNumber = new Map<string, bigint>();
   const revokedListeners = new Set<(event: RevokedEvent) => void>();
   const trustListeners = new Set<() => void>();
+  const caRevokedListeners = new Set<(event: CaRevokedEvent) => void>();
+  const external = createExternalCas({ store, clock, ids });
+  const cluster = opts.cluster;
+  const ocspUrl = opts.ocspUrl;
+  const publish = (message: Record<string, unknown>) => {
+    cluster?.publish('pki', message).catch((err: unknown) => {
+      // The other nodes still converge on their periodic reload; a lost event is logged, not fatal.
+      logger.error({ err: String(err), type: message.type }, 'cluster publish failed');
+    });
+  };
   // CA creation is serialized in this process; across nodes the deterministic CA id decides (insertCa).
   let caLock: Promise<unknown> = Promise.resolve();
 
@@ -273,8 +352,9 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     kind: CaKind,
     tenantId: string | null,
     issuer: CaEntry | undefined,
+    generation = 1,
   ): Promise<CaEntry> {
-    const id = caId(kind, tenantId, 1);
+    const id = caId(kind, tenantId, generation);
     const { signer, keyEnc } = await caKeys.generate();
     const now = clock.now();
     const notBefore = toSeconds(now - CA_BACKDATE_MS);
@@ -344,6 +424,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     entry.signer = Promise.resolve(signer);
     index(entry);
     logger.info({ caId: id, kind, tenantId, notAfter }, 'certificate authority created');
+    publish({ type: 'cas-changed' });
     return entry;
   }
 
@@ -367,7 +448,9 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       const found = issuing.get(tenantId);
       if (found) return found;
       created = true;
-      return createCa('issuing', tenantId, r);
+      // After a revocation the tenant's next CA is a new generation: ids are never reused.
+      const generation = (await store.listCas(tenantId)).filter((c) => c.kind === 'issuing').length + 1;
+      return createCa('issuing', tenantId, r, generation);
     });
     if (created) emitTrustChanged();
     return entry;
@@ -392,7 +475,12 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
     return { ...c, status: c.status === 'active' && c.notAfter <= clock.now() ? 'expired' : c.status };
   }
 
-  function emitRevoked(c: StoredCertificate): void {
+  function emitRevoked(
+    c: Pick<StoredCertificate, 'tenantId' | 'deviceId' | 'serial' | 'fingerprint256' | 'caId'> & {
+      revocationReason?: RevocationReason | null;
+    },
+    remote = false,
+  ): void {
     revokedSerials.add(c.serial);
     revokedFingerprints.add(c.fingerprint256);
     crlCache.delete(c.caId);
@@ -402,7 +490,8 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       serial: c.serial,
       fingerprint256: c.fingerprint256,
     };
-    logger.info({ ...event, reason: c.revocationReason }, 'certificate revoked');
+    if (!remote) publish({ type: 'revoked', ...event, caId: c.caId });
+    logger.info({ ...event, reason: c.revocationReason, remote }, 'certificate revoked');
     for (const l of revokedListeners) {
       try {
         l(event);
@@ -410,6 +499,52 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         logger.error({ err, serial: c.serial }, 'revocation listener failed');
       }
     }
+  }
+
+  function emitCaRevoked(event: CaRevokedEvent): void {
+    logger.info({ ...event }, 'certificate authority revoked');
+    for (const l of caRevokedListeners) {
+      try {
+        l(event);
+      } catch (err) {
+        logger.error({ err, caId: event.caId }, 'CA revocation listener failed');
+      }
+    }
+  }
+
+  function summary(c: CaRecord): CaSummary {
+    return {
+      id: c.id,
+      tenantId: c.tenantId,
+      kind: c.kind,
+      subject: c.subject,
+      serial: c.serial,
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      status: c.status,
+      keyOffline: c.keyEnc === null,
+      certPem: c.certPem,
+    };
+  }
+
+  const ocspInputs = new Map<string, { nameDer: Uint8Array; keyBits: Uint8Array }>();
+  function ocspIssuers(): OcspIssuer[] {
+    const out: OcspIssuer[] = [];
+    for (const entry of [platformCa, ...issuing.values()]) {
+      if (!entry) continue;
+      let input = ocspInputs.get(entry.record.id);
+      if (!input) {
+        input = issuerHashInput(entry.cert.rawData);
+        ocspInputs.set(entry.record.id, input);
+      }
+      out.push({
+        caId: entry.record.id,
+        tenantId: entry.record.tenantId ?? PLATFORM_TENANT,
+        ...input,
+        signer: () => signerOf(entry),
+      });
+    }
+    return out;
   }
 
   async function buildCrl(ca: CaEntry): Promise<CachedCrl> {
@@ -567,13 +702,14 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         }
         const spki = await webcrypto.subtle.exportKey('spki', imported.signer.publicKey);
         if (!sameBytes(spki, cert.publicKey.rawData)) throw invalid('key does not match the certificate');
+        const generation = (await store.listCas(owner)).filter((c) => c.kind === kind).length + 1;
         const toRecord = (
           c: x509.X509Certificate,
           k: CaKind,
           t: string | null,
           keyEnc: string | null,
         ): CaRecord => ({
-          id: caId(k, t, 1),
+          id: caId(k, t, k === 'root' ? 1 : generation),
           tenantId: t,
           kind: k,
           subject: c.subject,
@@ -599,6 +735,7 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         logger.info({ caId: record.id, tenantId }, 'issuing CA imported');
       });
       emitTrustChanged();
+      publish({ type: 'cas-changed' });
     },
 
     async issueServerCertificate(hostnames, options = {}) {
@@ -650,6 +787,8 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         revokedAt: null,
         revocationReason: null,
         createdAt: clock.now(),
+        fleet: null,
+        enrolledVia: null,
       };
       await store.insertCertificate(stored);
       const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
@@ -665,6 +804,11 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       if (typeof deviceId !== 'string' || !isValidDeviceId(deviceId))
         throw new AppError('ERR_DEVICE_INVALID_ID');
       const days = checkValidityDays(input.validityDays, DEVICE_DAYS);
+      const fleet =
+        input.fleet === undefined || input.fleet === null || input.fleet === ''
+          ? null
+          : checkFleet(input.fleet);
+      const enrolledVia = input.enrolledVia ?? null;
       const csr = await parseAndVerifyCsr(input.csrPem);
       checkCsrIdentity(csr.csr, tenantId, deviceId);
       await ensureLoaded();
@@ -683,6 +827,8 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       ];
       if (crlBaseUrl)
         extensions.push(new x509.CRLDistributionPointsExtension([`${crlBaseUrl}/${tenantId}.crl`]));
+      // RFC 5280 §4.2.2.1: where relying parties ask OCSP about this certificate.
+      if (ocspUrl) extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl] }));
       const signing = signingParams(await signerOf(ca));
       const cert = await x509.X509CertificateGenerator.create(
         {
@@ -716,6 +862,8 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
         revokedAt: null,
         revocationReason: null,
         createdAt: clock.now(),
+        fleet,
+        enrolledVia,
       };
       await store.insertCertificate(stored);
       logger.info(
@@ -781,7 +929,14 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
           detail: `certificate names tenant ${id.tenant}, issued by CA of ${ca.record.tenantId}`,
         });
       }
-      return { tenantId: id.tenant, deviceId: id.deviceId, serial, fingerprint256: fp, notAfter };
+      return {
+        tenantId: id.tenant,
+        deviceId: id.deviceId,
+        caId: ca.record.id,
+        serial,
+        fingerprint256: fp,
+        notAfter,
+      };
     },
 
     async revokeCertificate(tenantId, serialIn, reasonIn) {
@@ -839,6 +994,14 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       const rows = await store.listCertificates({
         tenantId: query.tenantId,
         ...(query.deviceId !== undefined ? { deviceId: query.deviceId } : {}),
+        // An external CA issues nothing here: its certificates are those of devices enrolled through it.
+        ...(query.caId !== undefined
+          ? query.caId.startsWith('ext_')
+            ? { enrolledVia: `ca:${query.caId}` }
+            : { caId: query.caId }
+          : {}),
+        ...(query.fleet ? { fleet: checkFleet(query.fleet) } : {}),
+        ...(query.keyType !== undefined ? { keyType: query.keyType } : {}),
         ...(query.status !== undefined ? { status: query.status } : {}),
         ...(query.expiringBefore !== undefined ? { expiringBefore: query.expiringBefore } : {}),
         ...(query.cursor !== undefined ? { after: decodeCursor(query.cursor) } : {}),
@@ -857,6 +1020,103 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       return view(c);
     },
 
+    async checkDeviceCsr(tenantId, deviceId, csrIn) {
+      checkTenant(tenantId);
+      if (typeof deviceId !== 'string' || !isValidDeviceId(deviceId))
+        throw new AppError('ERR_DEVICE_INVALID_ID');
+      const csr = await parseAndVerifyCsr(csrIn);
+      checkCsrIdentity(csr.csr, tenantId, deviceId);
+      return { keyType: csr.keyType };
+    },
+
+    async caCertsPkcs7(tenantId) {
+      checkTenant(tenantId);
+      await ensureLoaded();
+      const ca = await ensureIssuing(tenantId);
+      const r = root;
+      if (!r) throw new AppError('ERR_PKI_CA_NOT_FOUND');
+      return certsOnlyPkcs7([ca.pem, r.pem]);
+    },
+
+    async listCas(tenantId) {
+      checkTenant(tenantId);
+      const rows = [...(await store.listCas(null)), ...(await store.listCas(tenantId))];
+      return rows.map(summary);
+    },
+
+    async revokeCa(tenantId, id, reasonIn, revokeOpts = {}) {
+      checkTenant(tenantId);
+      const reason = checkReason(reasonIn ?? 'cACompromise');
+      await ensureLoaded();
+      const record = typeof id === 'string' ? await store.getCa(id) : undefined;
+      if (!record || record.tenantId !== tenantId) throw new AppError('ERR_PKI_CA_NOT_FOUND');
+      if (record.kind !== 'issuing') throw new AppError('ERR_PKI_CA_NOT_REVOCABLE');
+      if (record.status !== 'active') return { revokedCertificates: 0 };
+      const count = await serialized(async () => {
+        if (!(await store.setCaStatus(record.id, 'revoked'))) return 0;
+        return store.revokeCertificatesOfCa(record.id, clock.now(), reason);
+      });
+      crlCache.delete(record.id);
+      ocspInputs.delete(record.id);
+      // Reload: the CA leaves the trust anchors (TLS contexts are rebuilt) and its certificates join the deny set.
+      await service.load();
+      const event = { tenantId, caId: record.id };
+      emitCaRevoked(event);
+      publish({ type: 'ca-revoked', ...event });
+      try {
+        if (revokeOpts.replace !== false) await ensureIssuing(tenantId);
+      } catch (err) {
+        // Offline root: the operator imports a new issuing CA (importIssuingCa).
+        logger.warn({ err: String(err), tenantId }, 'no new issuing CA after revocation');
+      }
+      return { revokedCertificates: count };
+    },
+
+    async revokeEnrolledVia(tenantId, enrolledVia, reasonIn) {
+      checkTenant(tenantId);
+      const reason = checkReason(reasonIn);
+      await ensureLoaded();
+      const out: CertificateRecord[] = [];
+      for (const c of await store.listActiveEnrolledVia(tenantId, String(enrolledVia))) {
+        const revoked = await store.revokeCertificate(tenantId, c.serial, clock.now(), reason);
+        if (revoked) {
+          emitRevoked(revoked);
+          out.push(view(revoked));
+        }
+      }
+      return out;
+    },
+
+    createCaRegistrationCode: (tenantId) => external.createRegistrationCode(tenantId),
+    registerExternalCa: (input) => external.register(input),
+    listExternalCas: (tenantId) => external.list(tenantId),
+    getExternalCa: (tenantId, id) => external.get(tenantId, id),
+    setExternalCaStatus: (tenantId, id, status) => external.setStatus(tenantId, id, status),
+    removeExternalCa: (tenantId, id) => external.remove(tenantId, id),
+    identifyExternalClient: (tenantId, cert, chain) => external.identify(tenantId, cert, chain),
+
+    async ocspResponse(der) {
+      await ensureLoaded();
+      return answerOcsp(der, {
+        issuers: ocspIssuers,
+        async status(issuer, serial) {
+          const c = await store.getCertificate(issuer.tenantId, serial);
+          if (!c || c.caId !== issuer.caId) return { status: 'unknown' };
+          if (c.status === 'revoked') {
+            return { status: 'revoked', revokedAt: c.revokedAt ?? clock.now(), reason: c.revocationReason };
+          }
+          return { status: 'good' };
+        },
+        now: () => clock.now(),
+        validityMs: HOUR_MS,
+      });
+    },
+
+    onCaRevoked(listener) {
+      caRevokedListeners.add(listener);
+      return () => caRevokedListeners.delete(listener);
+    },
+
     async crlPem(tenantId) {
       return (await currentCrl(tenantId)).pem;
     },
@@ -865,5 +1125,32 @@ export function createPkiService(opts: PkiServiceOptions): PkiService {
       return (await currentCrl(tenantId)).der.slice();
     },
   };
+
+  if (cluster) {
+    const reload = (why: string) =>
+      service.load().catch((err: unknown) => logger.error({ err: String(err), why }, 'PKI reload failed'));
+    cluster.subscribe('pki', (m) => {
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      if (m.type === 'revoked') {
+        const tenantId = str(m.tenantId);
+        const serial = str(m.serial);
+        const fp = str(m.fingerprint256);
+        const ca = str(m.caId);
+        if (!tenantId || !serial || !fp || !ca) return;
+        emitRevoked(
+          { tenantId, deviceId: str(m.deviceId) ?? null, serial, fingerprint256: fp, caId: ca },
+          true,
+        );
+      } else if (m.type === 'cas-changed') {
+        void reload('cas-changed');
+      } else if (m.type === 'ca-revoked') {
+        const ca = str(m.caId);
+        if (!ca) return;
+        void reload('ca-revoked').then(() => emitCaRevoked({ tenantId: str(m.tenantId) ?? null, caId: ca }));
+      }
+    });
+    // Messages sent while the bus was down are lost: start again from the database.
+    cluster.onResync(() => void reload('resync'));
+  }
   return service;
 }

@@ -124,3 +124,42 @@ export function toSeconds(ms: number): number {
 }
 
 export const DAY_MS = 86_400_000;
+
+/**
+ * A certs-only CMS SignedData (RFC 5652 §5, "degenerate" PKCS#7: no signers), base64 DER: the EST
+ * response body of /cacerts, /simpleenroll and /simplereenroll (RFC 7030 §4.1.3, §4.2.3).
+ */
+export function certsOnlyPkcs7(pems: readonly string[]): string {
+  const certs = new x509.X509Certificates(pems.map((p) => new x509.X509Certificate(p)));
+  return certs.export('base64');
+}
+
+/** WebCrypto ECDSA signatures are r||s; X.509, CMS and OCSP carry a DER ECDSA-Sig-Value (RFC 3279 §2.2.3). */
+export function ecdsaDerSignature(raw: ArrayBuffer | Uint8Array): Uint8Array {
+  const bytes = raw instanceof Uint8Array ? raw : new Uint8Array(raw);
+  const half = bytes.length / 2;
+  const int = (b: Uint8Array): number[] => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    const v = [...b.subarray(i)];
+    if ((v[0] ?? 0) & 0x80) v.unshift(0);
+    return [0x02, v.length, ...v];
+  };
+  const body = [...int(bytes.subarray(0, half)), ...int(bytes.subarray(half))];
+  return new Uint8Array([0x30, ...(body.length > 127 ? [0x81] : []), body.length, ...body]);
+}
+
+/** CRLReason codes (RFC 5280 §5.3.1). */
+export function revocationReasonCode(reason: string): number {
+  const codes: Record<string, number> = {
+    unspecified: 0,
+    keyCompromise: 1,
+    cACompromise: 2,
+    affiliationChanged: 3,
+    superseded: 4,
+    cessationOfOperation: 5,
+    certificateHold: 6,
+    privilegeWithdrawn: 9,
+  };
+  return codes[reason] ?? 0;
+}

@@ -49,7 +49,17 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
   const { iam, policy, audit, logger } = deps;
   const app = Fastify({
     ...(deps.https
-      ? { https: { key: deps.https.key, cert: deps.https.cert, minVersion: 'TLSv1.2' as const } }
+      ? {
+          https: {
+            key: deps.https.key,
+            cert: deps.https.cert,
+            minVersion: 'TLSv1.2' as const,
+            // Client certificates are asked for but not required or verified by TLS: EST
+            // (simplereenroll, manufacturer certificates) checks them itself; API routes use bearer tokens.
+            requestCert: true,
+            rejectUnauthorized: false,
+          },
+        }
       : {}),
     logger: false,
     bodyLimit: deps.bodyLimit,

@@ -1,6 +1,14 @@
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { randomBytes, type X509Certificate } from 'node:crypto';
-import { createBroker, type Broker, type ClientHandle, type TransportInfo } from '@bulwark/broker';
+import {
+  createBroker,
+  type Broker,
+  type ClientHandle,
+  type ClusterRouter,
+  type RetainedStore,
+  type SessionStore,
+  type TransportInfo,
+} from '@bulwark/broker';
 import type { IPublishPacket } from 'mqtt-packet';
 import { parseDeviceTopic, parseDeviceUri, mqttReasonByKind } from '@bulwark/protocol';
 import { isAppError, type Logger } from '../../kernel/index.ts';
@@ -67,6 +75,8 @@ export interface MqttTransportDeps {
   logger: Logger;
   tls: { key: string; cert: string; ca: string; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   limits: { maxPacketSize: number; keepAliveMax: number };
+  /** Broker ports (default: in memory, one node): sessions and retained messages, cluster routing. */
+  ports?: { sessions?: SessionStore; retained?: RetainedStore; router?: ClusterRouter };
 }
 
 export interface MqttTransport {
@@ -137,6 +147,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       receiveMaximum: 65535,
       maxPendingInbound: 256,
     },
+    ...deps.ports,
     logger,
     hooks: {
       async authenticate({ connect, transport }) {
@@ -384,7 +395,10 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   return {
     broker,
     server,
-    listen(port, host) {
+    async listen(port, host) {
+      // Sessions this node held before a restart are live again before devices come back.
+      const restored = await broker.restore();
+      if (restored > 0) logger.info({ sessions: restored }, 'restored persistent MQTT sessions');
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
