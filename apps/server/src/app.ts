@@ -9,7 +9,10 @@ import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } fr
 import { openDatabase } from './infra/database/index.ts';
 import { createKeyProtector } from './infra/keys/index.ts';
 import { createSqlRetainedStore, createSqlSessionStore } from './infra/mqtt-store/index.ts';
-import { createPkiService, createPkiStore, type PkiService } from './modules/pki/index.ts';
+import { createPkiService, createPkiStore, pkiRoutes, type PkiService } from './modules/pki/index.ts';
+import { createEstService, createEstStore, estRoutes, type EstService } from './modules/est/index.ts';
+import { createLocalClusterEvents, createPostgresClusterEvents } from './infra/cluster/index.ts';
+import { registerPkiEndpoints } from './transport/http/index.ts';
 import {
   createDeviceService,
   createDeviceStore,
@@ -57,6 +60,7 @@ export interface App {
   readonly mqtt: MqttTransport;
   readonly services: {
     pki: PkiService;
+    est: EstService;
     devices: DeviceService;
     telemetry: TelemetryService;
     audit: AuditService;
@@ -105,6 +109,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     url: config.database.url,
     ...(deps.databaseSchema ? { schema: deps.databaseSchema } : {}),
   });
+  // Torn down by close() (and when start-up fails) after the transports, before the database.
+  const closers: (() => Promise<void>)[] = [];
   try {
     const keys = await createKeyProtector(
       config.secrets.masterKey
@@ -208,14 +214,27 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       clock,
       options: config.telemetry,
     });
+    // Revocations and CA changes reach the other nodes through LISTEN/NOTIFY (PostgreSQL) within a second.
+    const cluster =
+      db.dialect === 'postgres'
+        ? await createPostgresClusterEvents({
+            url: config.database.url,
+            ...(deps.databaseSchema ? { schema: deps.databaseSchema } : {}),
+            logger,
+          })
+        : createLocalClusterEvents(undefined, logger);
+    closers.push(() => cluster.close());
     const crlHost = config.hostnames[0] ?? 'localhost';
+    const publicBase = `https://${isIP(crlHost) === 6 ? `[${crlHost}]` : crlHost}:${config.http.port}`;
     const pki = createPkiService({
       store: createPkiStore(db),
       clock,
       ids,
       keys,
       logger,
-      crlBaseUrl: `https://${isIP(crlHost) === 6 ? `[${crlHost}]` : crlHost}:${config.http.port}/pki/crl`,
+      crlBaseUrl: `${publicBase}/pki/crl`,
+      ocspUrl: `${publicBase}/pki/ocsp`,
+      cluster,
     });
     await pki.load();
 
@@ -299,6 +318,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       },
       limits: { maxPacketSize: config.mqtt.maxPacketSize, keepAliveMax: config.mqtt.keepAliveMax },
     });
+    const est = createEstService({
+      store: createEstStore(db),
+      pki,
+      devices,
+      audit,
+      clock,
+      ids,
+      logger,
+      defaults: { certDays: config.pki.deviceCertDays, graceSeconds: 3600 },
+    });
+    // Renewed certificates are revoked when their grace period ends; every node sweeps (idempotent).
+    const estTimer = setInterval(() => {
+      void est.sweep().catch((err: unknown) => logger.error({ err: String(err) }, 'EST sweep failed'));
+    }, 30_000);
+    estTimer.unref();
+    // Safety net for cluster events lost while a node was partitioned from the bus.
+    const pkiTimer = setInterval(() => {
+      void pki.load().catch((err: unknown) => logger.warn({ err: String(err) }, 'PKI reload failed'));
+    }, 300_000);
+    pkiTimer.unref();
+    closers.push(async () => {
+      clearInterval(estTimer);
+      clearInterval(pkiTimer);
+    });
     const offAnchors = pki.onTrustAnchorsChanged(() => {
       void pki.trustAnchorsPem().then((ca) => mqtt.setTrustAnchors(ca));
     });
@@ -316,6 +359,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         }),
         ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
         ...auditRoutes({ audit, platformTenant: config.tenant }),
+        ...pkiRoutes({
+          pki,
+          audit,
+          now: () => clock.now(),
+          requireFleet: async (t, fleet) =>
+            void (fleet === '' ? undefined : await devices.getFleet(t, fleet)),
+        }),
+        ...estRoutes({ est, audit, now: () => clock.now() }),
         ...policyRoutes({ policy, audit }),
         ...fleetRoutes({
           devices,
@@ -328,7 +379,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           attachedPolicies: (t, type, id) => policy.attachments(t, { type, id }).map((a) => a.policyId),
         }),
       ],
-      extra: (app) => {
+      extra: async (app) => {
         // CRLs are public by design (RFC 5280 §4.2.1.13): relying parties fetch them without credentials.
         app.get<{ Params: { file: string } }>(
           '/pki/crl/:file',
@@ -340,6 +391,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
             return reply.header('content-type', 'application/pkix-crl').send(Buffer.from(der));
           },
         );
+        // EST (RFC 7030) under /.well-known/est and OCSP (RFC 6960) at /pki/ocsp: device-facing, no tokens.
+        await registerPkiEndpoints(app, { est, pki, defaultTenant: config.tenant, logger });
       },
       iam,
       policy,
@@ -357,7 +410,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       db,
       http,
       mqtt,
-      services: { pki, devices, telemetry, audit, iam, policy },
+      services: { pki, est, devices, telemetry, audit, iam, policy },
       paths,
       initialTokenWritten,
       async start() {
@@ -380,10 +433,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         await http.close();
         await telemetry.flush();
         await audit.flush();
+        for (const c of closers.splice(0)) await c();
         await db.close();
       },
     };
   } catch (err) {
+    for (const c of closers.splice(0)) await c().catch(() => {});
     await db.close().catch(() => {});
     throw err;
   }

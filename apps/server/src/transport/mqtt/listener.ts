@@ -45,6 +45,8 @@ export interface DeviceSession {
   readonly deviceId: string;
   readonly serial: string;
   readonly fingerprint256: string;
+  /** The issuing CA of the session's certificate: revoking it drops the session. */
+  readonly caId: string;
   policy: CompiledPolicy;
   /** The device as the policy engine saw it at the last compile (fleet, groups, attributes). */
   subject: Principal;
@@ -199,6 +201,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
             deviceId,
             serial: t.identity.serial,
             fingerprint256: t.identity.fingerprint256,
+            caId: t.identity.caId,
             policy: compiled,
             subject,
             context,
@@ -338,6 +341,15 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   const offRevoked = pki.onRevoked((e) => {
     if (e.deviceId) disconnectDevice(e.tenantId, e.deviceId, 'certificate revoked', e.serial);
   });
+  // A revoked CA takes every session whose certificate it issued with it (on every node: the PKI
+  // relays the event from the cluster bus).
+  const offCaRevoked = pki.onCaRevoked((e) => {
+    for (const [k, c] of live) {
+      if (c.principal.caId !== e.caId) continue;
+      c.disconnect(RC.administrativeAction, 'issuing CA revoked');
+      live.delete(k);
+    }
+  });
   // Live policy: a change recompiles the sessions it concerns, so a tightened rule refuses the next
   // message, and subscriptions the new policy does not allow stop delivering.
   const recompile = async (client: ClientHandle<DeviceSession>, change: PolicyChange) => {
@@ -415,6 +427,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     },
     async close() {
       offRevoked();
+      offCaRevoked();
       offDevices();
       offPolicy();
       // Stop accepting first; the listener's close completes once the broker has closed every session.
