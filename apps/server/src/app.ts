@@ -33,14 +33,22 @@ import {
   createAuditStore,
   type AuditService,
 } from './modules/audit/index.ts';
-import { createIamService, createIamStore, iamRoutes, type IamService } from './modules/iam/index.ts';
+import {
+  createIamService,
+  createIamStore,
+  createOidcRelyingParty,
+  iamPublicRoutes,
+  iamRoutes,
+  type IamOptions,
+  type IamService,
+} from './modules/iam/index.ts';
 import {
   createPolicyService,
   createPolicyStore,
   policyRoutes,
   type PolicyService,
 } from './modules/policy/index.ts';
-import { buildHttpApp } from './transport/http/index.ts';
+import { buildHttpApp, createRateLimiter } from './transport/http/index.ts';
 import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
 
 export const VERSION = '0.1.0';
@@ -51,6 +59,8 @@ export interface AppDeps {
   logger: Logger;
   /** PostgreSQL schema to use (tests isolate runs this way). */
   databaseSchema?: string;
+  /** IAM timeouts and limits; tests also allow loopback http identity providers here. */
+  iam?: Partial<IamOptions>;
 }
 
 export interface App {
@@ -119,7 +129,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     );
     const audit = createAuditService({ store: createAuditStore(db), clock, logger });
     const iamStore = createIamStore(db);
-    const iam = createIamService({ store: iamStore, clock, ids });
+    // Custom roles live in iam; the policy engine asks for them by name (late-bound: iam needs policy).
+    const late: { iam?: IamService } = {};
     const devices = createDeviceService({ store: createDeviceStore(db), clock });
     const placementOf = (
       tenant: string,
@@ -139,6 +150,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger: logger.child({ component: 'policy' }),
       platformTenant: config.tenant,
       nodeId: ids.uuid(),
+      roles: {
+        document: (t, name) => late.iam?.roleDirectory.document(t, name),
+        revision: () => late.iam?.roleDirectory.revision() ?? 0,
+      },
       directory: {
         async device(tenant, id) {
           const p = await devices.placement(tenant, id);
@@ -183,6 +198,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       },
     });
     await policy.load();
+    const iam = createIamService({
+      store: iamStore,
+      clock,
+      ids,
+      policy,
+      audit,
+      sealer: keys,
+      oidc: createOidcRelyingParty({
+        now: () => clock.now(),
+        allowInsecure: deps.iam?.allowInsecureIdp === true,
+      }),
+      ...(deps.iam ? { options: deps.iam } : {}),
+    });
+    late.iam = iam;
+    await iam.load();
+    // Other nodes' custom roles (shared PostgreSQL).
+    const rolesTimer =
+      db.dialect === 'postgres'
+        ? setInterval(() => {
+            void iam
+              .refreshRoles()
+              .catch((err: unknown) => logger.warn({ err: String(err) }, 'role refresh failed'));
+          }, 5_000)
+        : undefined;
+    rolesTimer?.unref();
+    const rateLimiter = createRateLimiter({ clock });
     // Placement (fleet, groups, attributes) is policy input: every change reaches live sessions.
     const offPlacement = devices.onEvent((e) => {
       if (e.type !== 'placement') return;
@@ -349,7 +390,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     let ready = false;
     const http = await buildHttpApp({
       routes: [
-        ...iamRoutes(),
+        ...iamRoutes({ iam, platformTenant: config.tenant }),
         ...deviceRoutes({
           devices,
           pki,
@@ -394,6 +435,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         // EST (RFC 7030) under /.well-known/est and OCSP (RFC 6960) at /pki/ocsp: device-facing, no tokens.
         await registerPkiEndpoints(app, { est, pki, defaultTenant: config.tenant, logger });
       },
+      publicRoutes: iamPublicRoutes({ iam, platformTenant: config.tenant }),
+      clock,
+      rateLimiter,
       iam,
       policy,
       audit,
@@ -428,6 +472,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         offAnchors();
         offPlacement();
         if (syncTimer) clearInterval(syncTimer);
+        if (rolesTimer) clearInterval(rolesTimer);
         await mqtt.close();
         await mqttSessions.close?.();
         await http.close();
