@@ -3,6 +3,7 @@
 // (CI=true), where a missing service is a failure, never a skip.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -30,6 +31,30 @@ if (pgProblem) {
   skipped.push(`PostgreSQL store tests: cannot reach ${pgUrl} (${pgProblem})`);
 } else {
   env.BULWARK_TEST_PG_URL = pgUrl;
+}
+
+/** NATS answers with INFO on connect; a TCP connect is enough to know it is there. */
+function probeTcp(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port, timeout: 3000 });
+    const done = (problem: string | undefined) => {
+      sock.destroy();
+      resolve(problem);
+    };
+    sock.once('connect', () => done(undefined));
+    sock.once('timeout', () => done('timed out'));
+    sock.once('error', (err) => done(err.message));
+  });
+}
+
+const natsUrl = process.env.BULWARK_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const nats = new URL(natsUrl);
+const natsProblem = await probeTcp(nats.hostname, Number(nats.port || 4222));
+if (natsProblem) {
+  delete env.BULWARK_TEST_NATS_URL;
+  skipped.push(`NATS cluster tests: cannot reach ${natsUrl} (${natsProblem})`);
+} else {
+  env.BULWARK_TEST_NATS_URL = natsUrl;
 }
 
 for (const tool of ['mosquitto_pub', 'mosquitto_sub', 'openssl']) {

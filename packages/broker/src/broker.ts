@@ -587,7 +587,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       );
       if (m.retain) this.#setRetained(m);
       this.#route(m);
-      if (this.#forwarding) this.#forward(m);
+      if (this.#forwarding) this.#forward(m, false);
     };
     run().catch((err: unknown) => this.logger.error({ err, clientId: handle.id }, 'will publication failed'));
   }
@@ -705,8 +705,11 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
     const m = new Message(p.topic, payload, p.qos, p.retain, mp, expiresAt, conn.clientId);
     if (p.retain) this.#setRetained(m);
     const stored = this.#route(m);
-    if (this.#forwarding) this.#forward(m);
-    return stored;
+    if (!this.#forwarding) return stored;
+    // QoS 1/2: the acknowledgement also waits for a durable router to have taken it.
+    const forwarded = this.#forward(m, p.qos > 0);
+    if (forwarded === undefined) return stored;
+    return stored === undefined ? forwarded : Promise.all([stored, forwarded]);
   }
 
   #setRetained(m: Message): void {
@@ -716,8 +719,19 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       .catch((err: unknown) => this.logger.error({ err, topic: m.topic }, 'retained store set failed'));
   }
 
-  #forward(m: Message): void {
-    this.#routerCall(() => this.#router.forward(m.toRouted()));
+  /** Hands a message to the cluster; with `wait`, returns the router's promise (rejections included). */
+  #forward(m: Message, wait: boolean): Promise<unknown> | undefined {
+    let r: void | Promise<unknown>;
+    try {
+      r = this.#router.forward(m.toRouted());
+    } catch (err) {
+      this.logger.error({ err }, 'cluster router call failed');
+      return undefined;
+    }
+    if (r === undefined) return undefined;
+    if (wait) return r;
+    r.catch((err: unknown) => this.logger.error({ err }, 'cluster router call failed'));
+    return undefined;
   }
 
   #fromCluster(r: RoutedMessage): Promise<unknown> | undefined {

@@ -268,7 +268,8 @@ export interface ClusterRouter {
   ): void;
   subscribe(filter: string): void | Promise<void>;
   unsubscribe(filter: string): void | Promise<void>;
-  forward(message: RoutedMessage): void | Promise<void>;
+  /** A promise when the message goes to another node durably: QoS 1/2 acknowledgements wait for it. */
+  forward(message: RoutedMessage): void | Promise<unknown>;
   /**
    * A client connected to this node with a session that outlives its connection: every other node
    * drops its copy (and its connection, v5 DISCONNECT 0x8E), so only one node queues for the session.

@@ -166,6 +166,14 @@ export const options: readonly OptionSpec[] = [
       'Base64 of the 32-byte key that encrypts CA keys at rest. Unset: read from, or created in, `<dataDir>/secrets/master.key` (mode 0600).',
   },
   {
+    key: 'cluster.natsUrl',
+    env: 'BULWARK_CLUSTER_NATS_URL',
+    type: 'string',
+    default: '',
+    description:
+      'NATS server(s) with JetStream joining this node to a cluster (`nats://host:4222`, comma-separated for several). Nodes forward MQTT messages to each other only for topics the other node has subscribers for; QoS 1/2 go through a durable JetStream queue per node. Unset: a single node. Nodes of one cluster also share the database (PostgreSQL).',
+  },
+  {
     key: 'log.level',
     env: 'BULWARK_LOG_LEVEL',
     type: 'enum',
@@ -196,5 +204,6 @@ export interface Config {
   };
   readonly pki: { readonly deviceCertDays: number };
   readonly secrets: { readonly masterKey: string };
+  readonly cluster: { readonly natsUrl: string };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }

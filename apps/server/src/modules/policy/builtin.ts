@@ -178,7 +178,7 @@ export const selfServicePolicy: PolicyDocument = {
         'tokens:write',
         'sessions:read',
         'sessions:write',
-        'credentials:write',
+        'mfa:write',
       ],
       resources: [
         'bulwark:${principal.tenant}:account/${principal.id}',
