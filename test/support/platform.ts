@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { buildApp, type App } from '../../apps/server/src/app.ts';
+import { buildApp, type App, type AppDeps } from '../../apps/server/src/app.ts';
 import { loadConfig } from '../../apps/server/src/config/index.ts';
 import { silentLogger, type Clock } from '../../apps/server/src/kernel/index.ts';
 import { tempDir, pgUrl, dropSchema } from './db.ts';
@@ -31,7 +31,12 @@ export interface Platform {
 }
 
 export async function startPlatform(
-  opts: { clock?: Clock; postgres?: boolean; env?: Record<string, string> } = {},
+  opts: {
+    clock?: Clock;
+    postgres?: boolean;
+    env?: Record<string, string>;
+    iam?: AppDeps['iam'];
+  } = {},
 ): Promise<Platform> {
   const dir = tempDir('bulwark-platform-');
   const schema = opts.postgres ? `t_${randomBytes(6).toString('hex')}` : undefined;
@@ -51,6 +56,7 @@ export async function startPlatform(
   const app = await buildApp(config, {
     logger: silentLogger,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.iam ? { iam: opts.iam } : {}),
     ...(schema ? { databaseSchema: schema } : {}),
   });
   const { httpPort, mqttPort } = await app.start();

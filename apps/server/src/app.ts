@@ -9,7 +9,6 @@ import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } fr
 import { openDatabase } from './infra/database/index.ts';
 import { createKeyProtector } from './infra/keys/index.ts';
 import { createSqlRetainedStore, createSqlSessionStore } from './infra/mqtt-store/index.ts';
-import { createNatsRouter } from './infra/cluster/nats-router.ts';
 import { createPkiService, createPkiStore, pkiRoutes, type PkiService } from './modules/pki/index.ts';
 import { createEstService, createEstStore, estRoutes, type EstService } from './modules/est/index.ts';
 import { createLocalClusterEvents, createPostgresClusterEvents } from './infra/cluster/index.ts';
@@ -34,14 +33,22 @@ import {
   createAuditStore,
   type AuditService,
 } from './modules/audit/index.ts';
-import { createIamService, createIamStore, iamRoutes, type IamService } from './modules/iam/index.ts';
+import {
+  createIamService,
+  createIamStore,
+  createOidcRelyingParty,
+  iamPublicRoutes,
+  iamRoutes,
+  type IamOptions,
+  type IamService,
+} from './modules/iam/index.ts';
 import {
   createPolicyService,
   createPolicyStore,
   policyRoutes,
   type PolicyService,
 } from './modules/policy/index.ts';
-import { buildHttpApp } from './transport/http/index.ts';
+import { buildHttpApp, createRateLimiter } from './transport/http/index.ts';
 import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
 
 export const VERSION = '0.1.0';
@@ -52,6 +59,8 @@ export interface AppDeps {
   logger: Logger;
   /** PostgreSQL schema to use (tests isolate runs this way). */
   databaseSchema?: string;
+  /** IAM timeouts and limits; tests also allow loopback http identity providers here. */
+  iam?: Partial<IamOptions>;
 }
 
 export interface App {
@@ -120,7 +129,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     );
     const audit = createAuditService({ store: createAuditStore(db), clock, logger });
     const iamStore = createIamStore(db);
-    const iam = createIamService({ store: iamStore, clock, ids });
+    // Custom roles live in iam; the policy engine asks for them by name (late-bound: iam needs policy).
+    const late: { iam?: IamService } = {};
     const devices = createDeviceService({ store: createDeviceStore(db), clock });
     const placementOf = (
       tenant: string,
@@ -140,6 +150,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger: logger.child({ component: 'policy' }),
       platformTenant: config.tenant,
       nodeId: ids.uuid(),
+      roles: {
+        document: (t, name) => late.iam?.roleDirectory.document(t, name),
+        revision: () => late.iam?.roleDirectory.revision() ?? 0,
+      },
       directory: {
         async device(tenant, id) {
           const p = await devices.placement(tenant, id);
@@ -184,6 +198,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       },
     });
     await policy.load();
+    const iam = createIamService({
+      store: iamStore,
+      clock,
+      ids,
+      policy,
+      audit,
+      sealer: keys,
+      oidc: createOidcRelyingParty({
+        now: () => clock.now(),
+        allowInsecure: deps.iam?.allowInsecureIdp === true,
+      }),
+      ...(deps.iam ? { options: deps.iam } : {}),
+    });
+    late.iam = iam;
+    await iam.load();
+    // Other nodes' custom roles (shared PostgreSQL).
+    const rolesTimer =
+      db.dialect === 'postgres'
+        ? setInterval(() => {
+            void iam
+              .refreshRoles()
+              .catch((err: unknown) => logger.warn({ err: String(err) }, 'role refresh failed'));
+          }, 5_000)
+        : undefined;
+    rolesTimer?.unref();
+    const rateLimiter = createRateLimiter({ clock });
     // Placement (fleet, groups, attributes) is policy input: every change reaches live sessions.
     const offPlacement = devices.onEvent((e) => {
       if (e.type !== 'placement') return;
@@ -303,21 +343,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (!existsSync(nodeIdFile)) writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: 'wx' });
     const nodeId = readFileSync(nodeIdFile, 'utf8').trim();
     const mqttSessions = createSqlSessionStore(db, { node: nodeId, clock });
-    // Scale-out: nodes forward messages to each other for the topics their clients subscribe to.
-    const router = config.cluster.natsUrl
-      ? createNatsRouter({
-          url: config.cluster.natsUrl,
-          node: nodeId,
-          logger: logger.child({ component: 'cluster' }),
-        })
-      : undefined;
-    await router?.start();
     const mqtt = createMqttTransport({
-      ports: {
-        sessions: mqttSessions,
-        retained: createSqlRetainedStore(db, { clock }),
-        ...(router ? { router } : {}),
-      },
+      ports: { sessions: mqttSessions, retained: createSqlRetainedStore(db, { clock }) },
       pki,
       devices,
       policy,
@@ -363,7 +390,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     let ready = false;
     const http = await buildHttpApp({
       routes: [
-        ...iamRoutes(),
+        ...iamRoutes({ iam, platformTenant: config.tenant }),
         ...deviceRoutes({
           devices,
           pki,
@@ -408,6 +435,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         // EST (RFC 7030) under /.well-known/est and OCSP (RFC 6960) at /pki/ocsp: device-facing, no tokens.
         await registerPkiEndpoints(app, { est, pki, defaultTenant: config.tenant, logger });
       },
+      publicRoutes: iamPublicRoutes({ iam, platformTenant: config.tenant }),
+      clock,
+      rateLimiter,
       iam,
       policy,
       audit,
@@ -442,6 +472,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         offAnchors();
         offPlacement();
         if (syncTimer) clearInterval(syncTimer);
+        if (rolesTimer) clearInterval(rolesTimer);
         await mqtt.close();
         await mqttSessions.close?.();
         await http.close();

@@ -60,7 +60,8 @@ export const errorCatalog = {
   ERR_AUTH_MISSING: {
     kind: 'unauthenticated',
     title: 'Authentication required',
-    description: 'The request has no `Authorization: Bearer <token>` header.',
+    description:
+      'The request has neither an `Authorization: Bearer <token>` header nor a console session cookie.',
   },
   ERR_AUTH_INVALID_TOKEN: {
     kind: 'unauthenticated',
@@ -519,6 +520,314 @@ export const errorCatalog = {
     kind: 'not_found',
     title: 'Enrollment request not found',
     description: 'No pending enrollment request with this id exists in the tenant.',
+  },
+  ERR_AUTH_INVALID_CREDENTIALS: {
+    kind: 'unauthenticated',
+    title: 'Invalid credentials',
+    description:
+      'The user name or password is wrong (the answer does not say which, nor whether the account exists).',
+  },
+  ERR_AUTH_LOCKED: {
+    kind: 'rate_limited',
+    title: 'Sign-in temporarily locked',
+    description:
+      'Too many failed sign-ins for this account; retry after the time given in `Retry-After` (the lock doubles with each further failure, up to 15 minutes).',
+  },
+  ERR_AUTH_MFA_REQUIRED: {
+    kind: 'unauthenticated',
+    title: 'Second factor required',
+    description:
+      'The password is right and the account has MFA: send the current TOTP `code` (or a `recoveryCode`) with the sign-in.',
+  },
+  ERR_AUTH_MFA_INVALID: {
+    kind: 'unauthenticated',
+    title: 'Invalid second factor',
+    description:
+      'The TOTP code or recovery code is wrong, expired or already used. Counts as a failed sign-in.',
+  },
+  ERR_AUTH_SESSION_INVALID: {
+    kind: 'unauthenticated',
+    title: 'Session expired or unknown',
+    description:
+      'The session cookie names no live session: signed out, revoked, idle for too long, or past its absolute lifetime.',
+  },
+  ERR_AUTH_CSRF: {
+    kind: 'forbidden',
+    title: 'CSRF token missing or wrong',
+    description:
+      "A state-changing request authenticated by the session cookie must carry the session's `x-csrf-token` header. Bearer-token requests need none.",
+  },
+  ERR_AUTH_NOT_SESSION: {
+    kind: 'invalid',
+    title: 'Not a console session',
+    description:
+      'This operation applies to a console session (cookie); the request was authenticated with a bearer token.',
+  },
+  ERR_AUTH_RESET_TOKEN: {
+    kind: 'invalid',
+    title: 'Invalid password token',
+    description: 'The password setup or reset token is unknown, used or expired.',
+  },
+  ERR_AUTH_PASSWORD_WEAK: {
+    kind: 'invalid',
+    title: 'Password too weak',
+    description:
+      'Passwords need at least 12 characters, at most 256, and must not be a commonly used password or contain the user name.',
+  },
+  ERR_AUTH_ACCOUNT_DISABLED: {
+    kind: 'unauthenticated',
+    title: 'Account disabled',
+    description: 'The account is disabled; an administrator can enable it again.',
+  },
+  ERR_AUTH_OIDC_NOT_CONFIGURED: {
+    kind: 'not_found',
+    title: 'Single sign-on not configured',
+    description: 'The tenant has no enabled OIDC identity provider.',
+  },
+  ERR_AUTH_OIDC_STATE: {
+    kind: 'unauthenticated',
+    title: 'Sign-in attempt unknown or replayed',
+    description:
+      "The callback's `state` names no pending sign-in of this browser: it expired (10 minutes), was already used, or was started in another browser.",
+  },
+  ERR_AUTH_OIDC_FAILED: {
+    kind: 'unauthenticated',
+    title: 'Identity provider response rejected',
+    description:
+      'The authorization response or ID token did not validate (issuer, audience, signature, expiry, nonce, PKCE or a replayed code). Details are in the server log.',
+  },
+  ERR_AUTH_OIDC_NO_ROLE: {
+    kind: 'forbidden',
+    title: 'No role for this identity',
+    description:
+      "None of the identity's groups maps to a Bulwark role and the provider configuration has no default role.",
+  },
+  ERR_AUTH_OIDC_DISCOVERY: {
+    kind: 'unavailable',
+    title: 'Identity provider unreachable',
+    description:
+      "The issuer's discovery document could not be fetched or does not name the configured issuer.",
+  },
+  ERR_IAM_ESCALATION: {
+    kind: 'forbidden',
+    title: 'Would grant more than you hold',
+    description:
+      'A principal can only grant, create or attach permissions it holds itself (roles, token scopes, service accounts, role mappings). `errors` lists what is missing.',
+  },
+  ERR_IAM_SELF_CHANGE: {
+    kind: 'forbidden',
+    title: 'Cannot change your own access',
+    description: 'Your own role, fleet scope and status can only be changed by someone else.',
+  },
+  ERR_IAM_ACCOUNT_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Account not found',
+    description: 'No user or service account with this id exists in the tenant.',
+  },
+  ERR_IAM_ACCOUNT_EXISTS: {
+    kind: 'conflict',
+    title: 'Account name taken',
+    description: 'An account with this name already exists in the tenant.',
+  },
+  ERR_IAM_TOKEN_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Token not found',
+    description: 'No token with this id belongs to the account.',
+  },
+  ERR_IAM_TOKEN_OWNER: {
+    kind: 'forbidden',
+    title: 'Not your token to make',
+    description: 'Tokens are made for yourself or for a service account, never for another person.',
+  },
+  ERR_IAM_TOKEN_LIFETIME: {
+    kind: 'invalid',
+    title: 'Invalid token lifetime',
+    description: '`expiresInDays` must be a whole number from 1 to 366.',
+  },
+  ERR_IAM_ROLE_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Role not found',
+    description: 'No built-in or custom role with this name exists in the tenant.',
+  },
+  ERR_IAM_ROLE_EXISTS: {
+    kind: 'conflict',
+    title: 'Role exists',
+    description: 'A built-in or custom role with this name already exists.',
+  },
+  ERR_IAM_ROLE_IN_USE: {
+    kind: 'conflict',
+    title: 'Role in use',
+    description: 'The role is still assigned to accounts or IdP group mappings.',
+  },
+  ERR_IAM_ROLE_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid role',
+    description:
+      'Custom roles need a name of 1-64 lower-case letters, digits and `-`, and valid policy statements (known actions, resources of the tenant).',
+  },
+  ERR_IAM_LAST_OWNER: {
+    kind: 'conflict',
+    title: 'Last owner',
+    description: 'The tenant must keep at least one active owner.',
+  },
+  ERR_IAM_SCOPE_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid scope',
+    description:
+      'A scope names known actions (patterns like `devices:*` allowed) and at most one fleet path.',
+  },
+  ERR_IAM_MFA_STATE: {
+    kind: 'conflict',
+    title: 'MFA state does not allow this',
+    description: 'TOTP is already enabled, or no enrollment is pending, or MFA is not enabled.',
+  },
+  ERR_IAM_IDP_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid identity provider configuration',
+    description:
+      'The issuer must be an https URL (loopback http only when allowed by configuration); mapped roles must exist.',
+  },
+  ERR_WEBHOOK_URL: {
+    kind: 'invalid',
+    title: 'Webhook URL not allowed',
+    description:
+      'Webhook URLs must be https (http only to loopback when `webhooks.allowInsecureLoopback` is set), without credentials.',
+  },
+  ERR_WEBHOOK_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Webhook subscription not found',
+    description: 'No webhook subscription with this id exists in the tenant.',
+  },
+  ERR_WEBHOOK_EVENT: {
+    kind: 'invalid',
+    title: 'Unknown event type',
+    description:
+      'Event types: see docs/iam.md (device.*, certificate.*, policy.changed, mqtt.*, telemetry, campaign.progress, posture.finding), `*` patterns allowed.',
+  },
+  ERR_WEBHOOK_OWNER: {
+    kind: 'invalid',
+    title: 'Subscription owner must be a service account',
+    description:
+      'Deliveries are filtered by what the owning service account may read, so the owner must be an active service account of the tenant.',
+  },
+  ERR_RELEASE_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid release',
+    description:
+      'Name, version, hardware list, SBOM or artifact reference of a release is malformed; `errors` lists each problem.',
+  },
+  ERR_RELEASE_EXISTS: {
+    kind: 'conflict',
+    title: 'Release already exists',
+    description: 'A release with this name and version exists; versions are immutable, publish a new one.',
+  },
+  ERR_RELEASE_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No such release',
+    description: 'The release does not exist in this tenant.',
+  },
+  ERR_RELEASE_ARTIFACT_TOO_LARGE: {
+    kind: 'too_large',
+    title: 'Artifact too large',
+    description:
+      'The uploaded artifact exceeds `ota.maxArtifactBytes`; the upload was stopped and nothing was stored.',
+  },
+  ERR_RELEASE_ARTIFACT_NOT_FOUND: {
+    kind: 'invalid',
+    title: 'Unknown artifact',
+    description: 'No uploaded artifact has this SHA-256; upload it first (`POST /api/v1/artifacts`).',
+  },
+  ERR_RELEASE_ARTIFACT_TYPE: {
+    kind: 'invalid',
+    title: 'Artifacts are uploaded as application/octet-stream',
+    description: 'Send the artifact bytes as the request body with `Content-Type: application/octet-stream`.',
+  },
+  ERR_RELEASE_SIGNATURE_INVALID: {
+    kind: 'invalid',
+    title: 'Signature does not verify',
+    description:
+      'A TUF signature is not valid for the metadata being signed, uses a key the role does not list, or the threshold is not met.',
+  },
+  ERR_RELEASE_DRAFT_STALE: {
+    kind: 'conflict',
+    title: 'The metadata changed since it was fetched for signing',
+    description:
+      'Another release or signature changed the unsigned targets metadata; fetch it again (`bulwark release sign` does) and sign the new one.',
+  },
+  ERR_RELEASE_NOTHING_TO_SIGN: {
+    kind: 'conflict',
+    title: 'Nothing to sign',
+    description: 'There is no unsigned root or targets metadata waiting for an offline signature.',
+  },
+  ERR_OTA_REPOSITORY_UNINITIALIZED: {
+    kind: 'conflict',
+    title: 'The update repository has no root yet',
+    description:
+      'Create the root and targets keys offline and sign the first root (`bulwark release keygen`, then `bulwark release sign`).',
+  },
+  ERR_OTA_ROOT_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid root metadata',
+    description:
+      'The root metadata is malformed, has the wrong version, expires too soon, does not list the platform online snapshot and timestamp keys, or is not signed by the keys it must be signed by.',
+  },
+  ERR_OTA_CLIENT_CERT: {
+    kind: 'unauthenticated',
+    title: 'A valid device certificate is required',
+    description:
+      'The OTA repository serves devices only: present a client certificate issued by the platform that is valid, not revoked and names a device of this tenant.',
+  },
+  ERR_OTA_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No such metadata or target',
+    description: 'The repository has no such metadata version or released target file.',
+  },
+  ERR_OTA_RANGE: {
+    kind: 'invalid',
+    title: 'Range not satisfiable',
+    description:
+      'The `Range` header is malformed, has several ranges, or starts past the end of the file (HTTP 416).',
+  },
+  ERR_OTA_STATUS_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid update status report',
+    description:
+      'A device report on `devices/{id}/ota/status` is not a valid OtaStatusReport, names a campaign the device is not in, or moves backwards.',
+  },
+  ERR_CAMPAIGN_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid campaign',
+    description:
+      'The target, waves, thresholds, rate limit or maintenance windows are malformed; `errors` lists each problem.',
+  },
+  ERR_CAMPAIGN_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No such campaign',
+    description: 'The campaign does not exist in this tenant.',
+  },
+  ERR_CAMPAIGN_DOWNGRADE: {
+    kind: 'conflict',
+    title: 'The campaign would downgrade devices',
+    description:
+      'Some targeted devices run a newer version than the release. Set `allowDowngrade: true` (audited) and sign the release with downgrade authorisation, or target other devices.',
+  },
+  ERR_CAMPAIGN_NO_DEVICES: {
+    kind: 'invalid',
+    title: 'No device can take this release',
+    description:
+      'Every targeted device is excluded (incompatible hardware, not updatable, no capability report, already at the version...); the answer lists them.',
+  },
+  ERR_CAMPAIGN_STATE: {
+    kind: 'conflict',
+    title: 'Not possible in the campaign’s current state',
+    description:
+      'E.g. approving a wave that is not waiting for approval, resuming a campaign that is not paused, or changing a finished campaign.',
+  },
+  ERR_CAMPAIGN_RELEASE_UNSIGNED: {
+    kind: 'conflict',
+    title: 'The release is not signed yet',
+    description:
+      'Devices only install targets listed in signed targets metadata: sign the release (`bulwark release sign`) before starting a campaign.',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

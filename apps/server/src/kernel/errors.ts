@@ -9,11 +9,18 @@ export class AppError extends Error {
   readonly kind: ErrorKind;
   readonly detail: string | undefined;
   readonly errors: { path: string; message: string }[] | undefined;
+  /** For rate_limited errors: seconds the client should wait (HTTP `Retry-After`). */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { detail?: string; cause?: unknown; errors?: { path: string; message: string }[] } = {},
+    options: {
+      detail?: string;
+      cause?: unknown;
+      errors?: { path: string; message: string }[];
+      retryAfterSeconds?: number;
+    } = {},
   ) {
     super(message ?? errorCatalog[code].title, { cause: options.cause });
     this.name = 'AppError';
@@ -21,6 +28,7 @@ export class AppError extends Error {
     this.kind = errorCatalog[code].kind;
     this.detail = options.detail;
     this.errors = options.errors;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

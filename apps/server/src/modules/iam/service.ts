@@ -1,49 +1,340 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppError, type Clock, type Ids } from '../../kernel/index.ts';
-import type { Principal } from '../policy/index.ts';
-import type { Account, IamStore } from './model.ts';
+import { AppError, type Clock, type Ids, type RoutePrincipal } from '../../kernel/index.ts';
+import type { AuditService } from '../audit/index.ts';
+import {
+  coversPermissions,
+  FLEET_PATH,
+  rolePolicies,
+  validatePolicyDocument,
+  type Boundary,
+  type PolicyDocument,
+  type PolicyService,
+  type Principal,
+} from '../policy/index.ts';
+import type {
+  Account,
+  AccountKind,
+  CustomRole,
+  IamStore,
+  OidcRelyingParty,
+  Sealer,
+  TokenRecord,
+  TokenScope,
+} from './model.ts';
+import { createSignIn, type SignIn } from './signin.ts';
+import { createSso, type Sso } from './sso.ts';
+import type { ScryptParams } from './password.ts';
 
 export const TOKEN_PREFIX = 'bwk_';
 const TOKEN_SHAPE = /^bwk_[A-Za-z0-9_-]{43}$/;
+const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+const ROLE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const DAY = 86_400_000;
 
-export interface IamService {
-  /** Creates the tenant if missing. */
-  ensureTenant(tenant: string): Promise<boolean>;
-  /**
-   * On a tenant with no accounts: creates its owner and a first API token, and returns the token's
-   * secret (the only time it exists in clear). Otherwise returns undefined.
-   */
-  bootstrapOwner(tenant: string): Promise<{ account: Account; token: string } | undefined>;
-  createToken(account: Account, name: string, opts?: { expiresAt?: number }): Promise<string>;
-  /** Resolves a bearer token to its principal, or throws ERR_AUTH_INVALID_TOKEN. */
-  authenticate(secret: string): Promise<Principal & { type: 'user' | 'service'; tokenId: string }>;
+export interface IamOptions {
+  /** Console session idle timeout (ms). */
+  sessionIdleMs: number;
+  /** Console session absolute lifetime (ms). */
+  sessionAbsoluteMs: number;
+  /** Failed sign-ins before the account locks; each further failure doubles the lock. */
+  lockoutThreshold: number;
+  lockoutBaseMs: number;
+  lockoutMaxMs: number;
+  tokenDefaultDays: number;
+  tokenMaxDays: number;
+  setupTokenMs: number;
+  resetTokenMs: number;
+  oidcPendingMs: number;
+  /** Let IdP issuers be http:// on loopback (tests only). */
+  allowInsecureIdp: boolean;
+  scrypt?: ScryptParams;
+  /** Name shown by authenticator apps. */
+  totpIssuer: string;
+}
+
+export const DEFAULT_IAM_OPTIONS: IamOptions = {
+  sessionIdleMs: 30 * 60_000,
+  sessionAbsoluteMs: 12 * 3_600_000,
+  lockoutThreshold: 5,
+  lockoutBaseMs: 30_000,
+  lockoutMaxMs: 15 * 60_000,
+  tokenDefaultDays: 90,
+  tokenMaxDays: 366,
+  setupTokenMs: 7 * DAY,
+  resetTokenMs: 3_600_000,
+  oidcPendingMs: 10 * 60_000,
+  allowInsecureIdp: false,
+  totpIssuer: 'Bulwark',
+};
+
+/** Who is asking: the authenticated principal of the request (with its boundaries). */
+export type Actor = RoutePrincipal;
+
+export interface AuthPrincipal extends RoutePrincipal {
+  readonly name: string;
+  readonly mfa: boolean;
+  readonly authMethod: 'token' | 'session' | 'oidc';
+  readonly boundaries: readonly Boundary[];
+}
+
+export interface TokenView {
+  id: string;
+  accountId: string;
+  name: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+  scope: TokenScope | null;
+  status: 'active' | 'expired' | 'revoked';
+}
+
+export interface AccountView {
+  id: string;
+  name: string;
+  kind: AccountKind;
+  role: string;
+  fleet: string | null;
+  status: 'active' | 'disabled';
+  description: string | null;
+  createdAt: string;
+  sso: boolean;
+  mfa?: boolean;
+}
+
+export interface RoleView {
+  name: string;
+  builtin: boolean;
+  description: string | null;
+  statements: readonly unknown[];
+}
+
+export interface IamDeps {
+  store: IamStore;
+  clock: Clock;
+  ids: Ids;
+  policy: PolicyService;
+  audit: AuditService;
+  sealer: Sealer;
+  oidc?: OidcRelyingParty;
+  options?: Partial<IamOptions>;
 }
 
 export function hashToken(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-export function createIamService(deps: { store: IamStore; clock: Clock; ids: Ids }): IamService {
-  const { store, clock, ids } = deps;
+export function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+/** Shared by the pieces of the iam service (accounts and tokens here, sign-in, SSO). */
+export interface IamCore {
+  readonly store: IamStore;
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly policy: PolicyService;
+  readonly audit: AuditService;
+  readonly sealer: Sealer;
+  readonly options: IamOptions;
+  readonly oidc: OidcRelyingParty | undefined;
+  roleExists(tenant: string, role: string): boolean;
+  accountBoundaries(a: Account): Boundary[];
+  principalOf(a: Account, extra?: { boundaries?: Boundary[] }): Principal;
+  /** Throws ERR_IAM_ESCALATION unless the actor holds every permission of `requested`. */
+  requireCovers(actor: Actor, requested: Principal, what: string): void;
+  actorOf(actor: Actor): { type: 'user' | 'service'; id: string };
+  getAccountIn(tenant: string, id: string): Promise<Account>;
+  accountView(a: Account, mfa?: boolean): AccountView;
+}
+
+export type IamService = ReturnType<typeof createIamService>;
+
+export function createIamService(deps: IamDeps) {
+  const { store, clock, ids, policy, audit } = deps;
+  const options: IamOptions = { ...DEFAULT_IAM_OPTIONS, ...deps.options };
   const touched = new Map<string, number>();
-  const createToken = async (account: Account, name: string, opts: { expiresAt?: number } = {}) => {
+
+  // Custom roles, in memory for the synchronous decision path; `refreshRoles` reloads (other nodes).
+  let customRoles = new Map<string, { role: CustomRole; document: PolicyDocument }>();
+  let revision = 0;
+  const roleKey = (tenant: string, name: string) => `${tenant}\u0000${name}`;
+  const documentOf = (r: CustomRole): PolicyDocument => ({
+    id: `role:${r.name}`,
+    ...(r.description ? { description: r.description } : {}),
+    statements: r.statements as PolicyDocument['statements'],
+  });
+  const refreshRoles = async () => {
+    const all = await store.listRoles();
+    const next = new Map(all.map((r) => [roleKey(r.tenant, r.name), { role: r, document: documentOf(r) }]));
+    const sig = (m: typeof next) =>
+      JSON.stringify([...m.entries()].map(([k, v]) => [k, v.role.statements, v.role.createdAt]));
+    if (sig(next) !== sig(customRoles)) revision++;
+    customRoles = next;
+  };
+
+  const isBuiltinRole = (name: string) => Object.hasOwn(rolePolicies, name);
+  const roleExists = (tenant: string, name: string) =>
+    isBuiltinRole(name) || customRoles.has(roleKey(tenant, name));
+
+  const accountBoundaries = (a: Account): Boundary[] =>
+    a.roleFleet ? [{ kind: 'role-scope', fleet: a.roleFleet }] : [];
+
+  const principalOf = (a: Account, extra: { boundaries?: Boundary[] } = {}): Principal => ({
+    type: a.kind,
+    id: a.id,
+    tenant: a.tenant,
+    role: a.role,
+    name: a.name,
+    boundaries: [...accountBoundaries(a), ...(extra.boundaries ?? [])],
+  });
+
+  const escalation = (what: string, missing: readonly { action: string; resource: string }[]) =>
+    new AppError('ERR_IAM_ESCALATION', `${what} would grant permissions you do not hold`, {
+      errors: missing.map((m) => ({ path: m.action, message: `not held on ${m.resource}` })),
+    });
+
+  const requireCovers = (actor: Actor, requested: Principal, what: string) => {
+    const c = policy.covers(actor as Principal, requested);
+    if (!c.covered) throw escalation(what, c.missing);
+  };
+
+  const actorOf = (actor: Actor) => ({ type: actor.type, id: actor.id });
+
+  const getAccountIn = async (tenant: string, id: string) => {
+    const a = await store.getAccount(id);
+    if (!a || a.tenant !== tenant) throw new AppError('ERR_IAM_ACCOUNT_NOT_FOUND');
+    return a;
+  };
+
+  const accountView = (a: Account, mfa?: boolean): AccountView => ({
+    id: a.id,
+    name: a.name,
+    kind: a.kind,
+    role: a.role,
+    fleet: a.roleFleet,
+    status: a.status,
+    description: a.description,
+    createdAt: new Date(a.createdAt).toISOString(),
+    sso: a.idpIssuer !== null,
+    ...(mfa !== undefined ? { mfa } : {}),
+  });
+
+  const tokenView = (t: TokenRecord): TokenView => {
+    const now = clock.now();
+    return {
+      id: t.id,
+      accountId: t.accountId,
+      name: t.name,
+      createdAt: new Date(t.createdAt).toISOString(),
+      expiresAt: t.expiresAt === null ? null : new Date(t.expiresAt).toISOString(),
+      lastUsedAt: t.lastUsedAt === null ? null : new Date(t.lastUsedAt).toISOString(),
+      revokedAt: t.revokedAt === null ? null : new Date(t.revokedAt).toISOString(),
+      scope: t.scope,
+      status:
+        t.revokedAt !== null ? 'revoked' : t.expiresAt !== null && t.expiresAt <= now ? 'expired' : 'active',
+    };
+  };
+
+  const core: IamCore = {
+    store,
+    clock,
+    ids,
+    policy,
+    audit,
+    sealer: deps.sealer,
+    options,
+    oidc: deps.oidc,
+    roleExists,
+    accountBoundaries,
+    principalOf,
+    requireCovers,
+    actorOf,
+    getAccountIn,
+    accountView,
+  };
+
+  const checkScope = (scope: TokenScope | undefined): TokenScope | null => {
+    if (!scope) return null;
+    const bad = (m: string) => new AppError('ERR_IAM_SCOPE_INVALID', m);
+    if (scope.actions !== undefined) {
+      if (scope.actions.length === 0 || scope.actions.length > 64) throw bad('actions: 1 to 64 patterns');
+      for (const a of scope.actions)
+        if (!/^(\*|[a-z-]+:(\*|[a-z-]+))$/.test(a)) throw bad(`unknown action pattern '${a}'`);
+    }
+    if (scope.fleet !== undefined && !FLEET_PATH.test(scope.fleet)) throw bad('fleet: not a fleet path');
+    return {
+      ...(scope.actions ? { actions: [...scope.actions] } : {}),
+      ...(scope.fleet !== undefined ? { fleet: scope.fleet } : {}),
+    };
+  };
+
+  const checkRoleAssignment = (tenant: string, role: string, fleet: string | null | undefined) => {
+    if (!roleExists(tenant, role)) throw new AppError('ERR_IAM_ROLE_NOT_FOUND', `No role '${role}'`);
+    if (fleet !== undefined && fleet !== null && !FLEET_PATH.test(fleet))
+      throw new AppError('ERR_IAM_SCOPE_INVALID', 'fleet: not a fleet path');
+  };
+
+  const insertToken = async (
+    account: Account,
+    name: string,
+    opts: { expiresAt: number | null; scope: TokenScope | null; createdBy: string | null },
+  ) => {
     const secret = `${TOKEN_PREFIX}${ids.token(32)}`;
-    await store.insertToken({
+    const rec: TokenRecord = {
       id: ids.uuid(),
       tenant: account.tenant,
       accountId: account.id,
       name,
       hash: hashToken(secret),
       createdAt: clock.now(),
-      expiresAt: opts.expiresAt ?? null,
+      expiresAt: opts.expiresAt,
       lastUsedAt: null,
       revokedAt: null,
-    });
-    return secret;
+      scope: opts.scope,
+      createdBy: opts.createdBy,
+    };
+    await store.insertToken(rec);
+    return { secret, record: rec };
   };
+
+  /** Last owner rule: the tenant keeps at least one active, tenant-wide owner. */
+  const keepsAnOwner = async (a: Account) => {
+    if (a.role !== 'owner' || a.status !== 'active' || a.roleFleet !== null) return;
+    if ((await store.countActiveWithRole(a.tenant, 'owner')) <= 1) throw new AppError('ERR_IAM_LAST_OWNER');
+  };
+
+  /** Changing another account: you must hold what it holds now (no demoting your betters) and not be it. */
+  const mayManage = (actor: Actor, target: Account, what: string) => {
+    if (target.id === actor.id) throw new AppError('ERR_IAM_SELF_CHANGE');
+    requireCovers(actor, principalOf(target), what);
+  };
+
+  const signIn: SignIn = createSignIn(core);
+  const sso: Sso = createSso(core, signIn);
+
   return {
-    ensureTenant: (tenant) => store.ensureTenant(tenant, tenant, clock.now()),
-    async bootstrapOwner(tenant) {
+    ...signIn,
+    ...sso,
+    options,
+    /** Custom role documents for the policy engine. */
+    roleDirectory: {
+      document: (tenant: string, name: string) => customRoles.get(roleKey(tenant, name))?.document,
+      revision: () => revision,
+    },
+    async load() {
+      await refreshRoles();
+    },
+    refreshRoles,
+    ensureTenant: (tenant: string) => store.ensureTenant(tenant, tenant, clock.now()),
+
+    /**
+     * On a tenant with no accounts: creates its owner and a first API token, and returns the token's
+     * secret (the only time it exists in clear). Otherwise returns undefined.
+     */
+    async bootstrapOwner(tenant: string): Promise<{ account: Account; token: string } | undefined> {
       if ((await store.countAccounts(tenant)) > 0) return undefined;
       const account: Account = {
         id: ids.uuid(),
@@ -51,26 +342,39 @@ export function createIamService(deps: { store: IamStore; clock: Clock; ids: Ids
         name: 'owner',
         kind: 'user',
         role: 'owner',
+        roleFleet: null,
+        status: 'active',
+        description: null,
         createdAt: clock.now(),
+        createdBy: null,
+        idpIssuer: null,
+        idpSubject: null,
       };
       await store.insertAccount(account);
-      return { account, token: await createToken(account, 'initial-admin-token') };
+      const { secret } = await insertToken(account, 'initial-admin-token', {
+        expiresAt: null,
+        scope: null,
+        createdBy: null,
+      });
+      return { account, token: secret };
     },
-    createToken,
-    async authenticate(secret) {
+
+    /** Resolves a bearer token to its principal, or throws ERR_AUTH_INVALID_TOKEN. */
+    async authenticate(secret: string): Promise<AuthPrincipal> {
       const invalid = () => new AppError('ERR_AUTH_INVALID_TOKEN');
       if (!TOKEN_SHAPE.test(secret)) throw invalid();
       const hash = hashToken(secret);
       const rec = await store.findTokenByHash(hash);
       // The lookup is by hash; compare again in constant time so timing says nothing about near misses.
-      if (!rec || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(hash, 'hex'))) throw invalid();
+      if (!rec || !sameHash(rec.hash, hash)) throw invalid();
       const now = clock.now();
       if (rec.revokedAt !== null || (rec.expiresAt !== null && rec.expiresAt <= now)) throw invalid();
       const account = await store.getAccount(rec.accountId);
-      if (!account) throw invalid();
+      if (!account || account.status !== 'active') throw invalid();
       // last-used time, written at most once a minute per token
       if ((touched.get(rec.id) ?? 0) + 60_000 <= now) {
         touched.set(rec.id, now);
+        if (touched.size > 100_000) touched.clear();
         await store.touchToken(rec.id, now);
       }
       return {
@@ -80,7 +384,303 @@ export function createIamService(deps: { store: IamStore; clock: Clock; ids: Ids
         role: account.role,
         name: account.name,
         tokenId: rec.id,
+        mfa: false,
+        authMethod: 'token',
+        boundaries: [
+          ...accountBoundaries(account),
+          ...(rec.scope ? [{ kind: 'token', ...rec.scope } satisfies Boundary] : []),
+        ],
       };
+    },
+
+    // ---- tokens -------------------------------------------------------------------------------------
+
+    async listTokens(actor: Actor, accountId: string) {
+      const a = await getAccountIn(actor.tenant, accountId);
+      return (await store.listTokens(a.id)).map(tokenView);
+    },
+
+    /** A personal access token for yourself, or a token for a service account; shown once. */
+    async issueToken(
+      actor: Actor,
+      accountId: string,
+      input: { name: string; expiresInDays?: number; scope?: TokenScope },
+    ): Promise<{ token: TokenView; secret: string }> {
+      const a = await getAccountIn(actor.tenant, accountId);
+      if (a.id !== actor.id && a.kind !== 'service') throw new AppError('ERR_IAM_TOKEN_OWNER');
+      if (a.status !== 'active') throw new AppError('ERR_AUTH_ACCOUNT_DISABLED');
+      const days = input.expiresInDays ?? options.tokenDefaultDays;
+      if (!Number.isInteger(days) || days < 1 || days > options.tokenMaxDays)
+        throw new AppError('ERR_IAM_TOKEN_LIFETIME');
+      const scope = checkScope(input.scope);
+      const requested = principalOf(a, { boundaries: scope ? [{ kind: 'token', ...scope }] : [] });
+      requireCovers(actor, requested, 'This token');
+      const { secret, record } = await insertToken(a, input.name, {
+        expiresAt: clock.now() + days * DAY,
+        scope,
+        createdBy: actor.id,
+      });
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'token.create',
+        target: { type: 'token', id: record.id },
+        outcome: 'success',
+        details: { account: a.id, name: input.name, scope, expiresAt: record.expiresAt },
+      });
+      return { token: tokenView(record), secret };
+    },
+
+    async revokeToken(actor: Actor, accountId: string, tokenId: string) {
+      const a = await getAccountIn(actor.tenant, accountId);
+      const t = await store.getToken(tokenId);
+      if (!t || t.accountId !== a.id) throw new AppError('ERR_IAM_TOKEN_NOT_FOUND');
+      await store.revokeToken(t.id, clock.now());
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'token.revoke',
+        target: { type: 'token', id: t.id },
+        outcome: 'success',
+        details: { account: a.id },
+      });
+      return tokenView((await store.getToken(t.id)) ?? t);
+    },
+
+    // ---- accounts -----------------------------------------------------------------------------------
+
+    async listAccounts(tenant: string, kind: AccountKind) {
+      const all = await store.listAccounts(tenant, kind);
+      const out: AccountView[] = [];
+      for (const a of all) {
+        const c = kind === 'user' ? await store.getCredentials(a.id) : undefined;
+        out.push(accountView(a, kind === 'user' ? c?.totpSecret != null : undefined));
+      }
+      return out;
+    },
+
+    async getAccount(tenant: string, id: string) {
+      const a = await getAccountIn(tenant, id);
+      const c = await store.getCredentials(a.id);
+      return accountView(a, a.kind === 'user' ? c?.totpSecret != null : undefined);
+    },
+
+    /** Creates a person; returns a one-time setup token with which they choose their own password. */
+    async createAccount(
+      actor: Actor,
+      kind: AccountKind,
+      input: { name: string; role: string; fleet?: string; description?: string },
+    ): Promise<{ account: AccountView; setupToken?: string }> {
+      if (!ACCOUNT_NAME.test(input.name))
+        throw new AppError('ERR_VALIDATION', 'name: 1-128 letters, digits, `.`, `_`, `@`, `+`, `-`');
+      checkRoleAssignment(actor.tenant, input.role, input.fleet);
+      const account: Account = {
+        id: ids.uuid(),
+        tenant: actor.tenant,
+        name: input.name,
+        kind,
+        role: input.role,
+        roleFleet: input.fleet ?? null,
+        status: 'active',
+        description: input.description ?? null,
+        createdAt: clock.now(),
+        createdBy: actor.id,
+        idpIssuer: null,
+        idpSubject: null,
+      };
+      requireCovers(actor, principalOf(account), kind === 'user' ? 'This user' : 'This service account');
+      if (await store.findAccountByName(actor.tenant, input.name))
+        throw new AppError('ERR_IAM_ACCOUNT_EXISTS');
+      await store.insertAccount(account);
+      await audit.record({
+        tenant: actor.tenant,
+        actor: actorOf(actor),
+        action: kind === 'user' ? 'account.create' : 'service-account.create',
+        target: { type: 'account', id: account.id },
+        outcome: 'success',
+        details: { name: account.name, role: account.role, fleet: account.roleFleet },
+      });
+      if (kind === 'service') return { account: accountView(account) };
+      const setupToken = await signIn.issuePasswordToken(account, 'setup');
+      return { account: accountView(account, false), setupToken };
+    },
+
+    async setRole(actor: Actor, id: string, role: string, fleet: string | null) {
+      const a = await getAccountIn(actor.tenant, id);
+      mayManage(actor, a, 'Changing this account');
+      checkRoleAssignment(actor.tenant, role, fleet);
+      const next: Account = { ...a, role, roleFleet: fleet };
+      requireCovers(actor, principalOf(next), 'This role');
+      if (a.role === 'owner' && (role !== 'owner' || fleet !== null)) await keepsAnOwner(a);
+      await store.updateAccount(a.id, { role, roleFleet: fleet });
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'account.set-role',
+        target: { type: 'account', id: a.id },
+        outcome: 'success',
+        details: { from: { role: a.role, fleet: a.roleFleet }, to: { role, fleet } },
+      });
+      return accountView(next);
+    },
+
+    async setStatus(actor: Actor, id: string, status: 'active' | 'disabled') {
+      const a = await getAccountIn(actor.tenant, id);
+      mayManage(actor, a, 'Changing this account');
+      if (status === 'disabled') await keepsAnOwner(a);
+      await store.updateAccount(a.id, { status });
+      if (status === 'disabled') await store.revokeSessionsOf(a.id, clock.now());
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: status === 'disabled' ? 'account.disable' : 'account.enable',
+        target: { type: 'account', id: a.id },
+        outcome: 'success',
+      });
+      return accountView({ ...a, status });
+    },
+
+    /** Deletes a service account: its tokens stop working at once. */
+    async deleteServiceAccount(actor: Actor, id: string) {
+      const a = await getAccountIn(actor.tenant, id);
+      if (a.kind !== 'service') throw new AppError('ERR_IAM_ACCOUNT_NOT_FOUND');
+      mayManage(actor, a, 'Deleting this service account');
+      await store.revokeTokensOf(a.id, clock.now());
+      await store.deleteAccount(a.id);
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'service-account.delete',
+        target: { type: 'account', id: a.id },
+        outcome: 'success',
+        details: { name: a.name },
+      });
+    },
+
+    /** Admin-initiated reset: a one-time token; the person's sessions end when it is used. */
+    async startPasswordReset(actor: Actor, id: string) {
+      const a = await getAccountIn(actor.tenant, id);
+      if (a.kind !== 'user') throw new AppError('ERR_IAM_ACCOUNT_NOT_FOUND');
+      mayManage(actor, a, 'Resetting this password');
+      const token = await signIn.issuePasswordToken(a, 'reset');
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'password.reset-start',
+        target: { type: 'account', id: a.id },
+        outcome: 'success',
+      });
+      return token;
+    },
+
+    async resetMfa(actor: Actor, id: string) {
+      const a = await getAccountIn(actor.tenant, id);
+      mayManage(actor, a, 'Resetting MFA');
+      await store.updateCredentials(a.id, { totpSecret: null, totpPending: null, totpLastStep: null });
+      await store.replaceRecoveryCodes(a.id, []);
+      await store.revokeSessionsOf(a.id, clock.now());
+      await audit.record({
+        tenant: a.tenant,
+        actor: actorOf(actor),
+        action: 'mfa.reset',
+        target: { type: 'account', id: a.id },
+        outcome: 'success',
+      });
+    },
+
+    // ---- roles --------------------------------------------------------------------------------------
+
+    listRoles(tenant: string): RoleView[] {
+      const builtin = Object.entries(rolePolicies).map(([name, d]) => ({
+        name,
+        builtin: true,
+        description: d.description ?? null,
+        statements: d.statements,
+      }));
+      const custom = [...customRoles.values()]
+        .filter((r) => r.role.tenant === tenant)
+        .map(({ role: r }) => ({
+          name: r.name,
+          builtin: false,
+          description: r.description,
+          statements: r.statements,
+        }));
+      return [...builtin, ...custom];
+    },
+
+    async createRole(actor: Actor, input: { name: string; description?: string; statements: unknown }) {
+      if (!ROLE_NAME.test(input.name)) throw new AppError('ERR_IAM_ROLE_INVALID', 'Invalid role name');
+      if (roleExists(actor.tenant, input.name)) throw new AppError('ERR_IAM_ROLE_EXISTS');
+      let doc: PolicyDocument;
+      try {
+        doc = validatePolicyDocument(
+          {
+            id: input.name,
+            ...(input.description !== undefined ? { description: input.description } : {}),
+            statements: input.statements,
+          },
+          actor.tenant,
+        );
+      } catch (err) {
+        const e = err as AppError;
+        throw new AppError('ERR_IAM_ROLE_INVALID', e.message, e.errors ? { errors: e.errors } : {});
+      }
+      // The role's holders would get what it says: the creator must hold all of it.
+      const grantor = {
+        principal: actor as Principal,
+        documents: policy.documentsFor(actor as Principal).map((d) => d.document),
+      };
+      const requested = {
+        principal: {
+          type: 'user',
+          id: '*new-role-holder*',
+          tenant: actor.tenant,
+          role: input.name,
+        } as Principal,
+        documents: [doc],
+      };
+      const c = coversPermissions(grantor, requested);
+      if (!c.covered) throw escalation('This role', c.missing);
+      const role: CustomRole = {
+        tenant: actor.tenant,
+        name: input.name,
+        description: input.description ?? null,
+        statements: doc.statements,
+        createdAt: clock.now(),
+        createdBy: actor.id,
+      };
+      await store.insertRole(role);
+      await refreshRoles();
+      await audit.record({
+        tenant: actor.tenant,
+        actor: actorOf(actor),
+        action: 'role.create',
+        target: { type: 'role', id: role.name },
+        outcome: 'success',
+        details: { statements: role.statements },
+      });
+      return { name: role.name, builtin: false, description: role.description, statements: role.statements };
+    },
+
+    async deleteRole(actor: Actor, name: string) {
+      if (isBuiltinRole(name)) throw new AppError('ERR_IAM_ROLE_INVALID', 'Built-in roles cannot be deleted');
+      if (!customRoles.has(roleKey(actor.tenant, name))) throw new AppError('ERR_IAM_ROLE_NOT_FOUND');
+      const idp = await store.getIdp(actor.tenant);
+      if (
+        (await store.countWithRole(actor.tenant, name)) > 0 ||
+        idp?.defaultRole === name ||
+        idp?.roleMappings.some((m) => m.role === name)
+      )
+        throw new AppError('ERR_IAM_ROLE_IN_USE');
+      await store.deleteRole(actor.tenant, name);
+      await refreshRoles();
+      await audit.record({
+        tenant: actor.tenant,
+        actor: actorOf(actor),
+        action: 'role.delete',
+        target: { type: 'role', id: name },
+        outcome: 'success',
+      });
     },
   };
 }

@@ -178,7 +178,7 @@ export const selfServicePolicy: PolicyDocument = {
         'tokens:write',
         'sessions:read',
         'sessions:write',
-        'mfa:write',
+        'credentials:write',
       ],
       resources: [
         'bulwark:${principal.tenant}:account/${principal.id}',

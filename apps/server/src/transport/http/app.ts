@@ -1,13 +1,29 @@
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
-import type { HttpRoute, Logger, RoutePrincipal } from '../../kernel/index.ts';
-import { AppError } from '../../kernel/index.ts';
-import type { PolicyService } from '../../modules/policy/index.ts';
+import type {
+  Clock,
+  HttpEffects,
+  HttpRoute,
+  Logger,
+  PublicHttpRoute,
+  RoutePrincipal,
+} from '../../kernel/index.ts';
+import { AppError, HttpResult, systemClock } from '../../kernel/index.ts';
+import type { PolicyService, Principal } from '../../modules/policy/index.ts';
 import type { IamService } from '../../modules/iam/index.ts';
 import type { AuditService } from '../../modules/audit/index.ts';
 import { errorHandler, problem, sendProblem } from './errors.ts';
 import { problemSchema, certificateSummarySchema } from './schemas.ts';
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
 
+/** Console session cookie: `__Host-` pins it to this origin, path / and Secure (RFC 6265bis §4.1.3.2). */
+export const SESSION_COOKIE = '__Host-bulwark_session';
+/** Binds an SSO sign-in to the browser that started it (Lax: it must come back on the IdP's redirect). */
+export const SSO_COOKIE = '__Host-bulwark_sso';
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Failed authentications per source address before it is slowed down. */
+const AUTH_FAILURES = { burst: 30, perMinute: 30 };
 export interface HttpAppDeps {
   routes: readonly HttpRoute[];
   /** Unauthenticated routes outside /api/v1 (health, EST...) registered as-is. */
@@ -20,12 +36,46 @@ export interface HttpAppDeps {
   https?: { key: string; cert: string };
   ready(): boolean;
   version: string;
+  /** Sign-in, password setup and SSO endpoints: no principal, always rate limited. */
+  publicRoutes?: readonly PublicHttpRoute[];
+  clock?: Clock;
+  /** Shared with other listeners' endpoints (EST enrollment); one is made when absent. */
+  rateLimiter?: RateLimiter;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: RoutePrincipal;
   }
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (!header || header.length > 8192) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (name && !(name in out)) out[name] = value;
+  }
+  return out;
+}
+
+function cookie(name: string, value: string, maxAgeSeconds: number, sameSite: 'Strict' | 'Lax'): string {
+  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=${sameSite}; Max-Age=${maxAgeSeconds}`;
+}
+
+/** `GET /devices/:id/disable` -> `getDevicesByIdDisable`: stable names for the generated API client. */
+export function operationId(method: string, url: string): string {
+  const parts = url
+    .split('/')
+    .filter(Boolean)
+    .map((seg) => (seg.startsWith(':') ? `By-${seg.slice(1)}` : seg))
+    .flatMap((seg) => seg.split(/[-_.]/))
+    .filter(Boolean)
+    .map((w) => w[0]?.toUpperCase() + w.slice(1));
+  return method.toLowerCase() + parts.join('');
 }
 
 const SECURITY_HEADERS: Record<string, string> = {
@@ -47,6 +97,7 @@ function bearer(req: FastifyRequest): string | undefined {
 
 export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> {
   const { iam, policy, audit, logger } = deps;
+  const limiter = deps.rateLimiter ?? createRateLimiter({ clock: deps.clock ?? systemClock });
   const app = Fastify({
     ...(deps.https
       ? {
@@ -119,14 +170,111 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
   );
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  // Token use is audited (batched): which token called what, with which outcome.
+  app.addHook('onResponse', async (req, reply) => {
+    const p = req.principal;
+    if (!p?.tokenId) return;
+    audit.recordLater({
+      tenant: p.tenant,
+      actor: { type: p.type, id: p.id },
+      action: 'token.use',
+      target: { type: 'token', id: p.tokenId },
+      outcome: reply.statusCode < 400 ? 'success' : reply.statusCode === 403 ? 'denied' : 'failure',
+      source: req.ip,
+      details: { method: req.method, path: req.url.split('?')[0], status: reply.statusCode },
+    });
+  });
+
+  const originOf = (req: FastifyRequest) => `https://${req.headers.host ?? 'localhost'}`;
+  const applyEffects = (reply: FastifyReply, effects: HttpEffects) => {
+    const cookies: string[] = [];
+    if (effects.session === 'clear') cookies.push(cookie(SESSION_COOKIE, '', 0, 'Strict'));
+    else if (effects.session)
+      cookies.push(cookie(SESSION_COOKIE, effects.session.value, effects.session.maxAgeSeconds, 'Strict'));
+    if (effects.ssoBinding === 'clear') cookies.push(cookie(SSO_COOKIE, '', 0, 'Lax'));
+    else if (effects.ssoBinding)
+      cookies.push(cookie(SSO_COOKIE, effects.ssoBinding.value, effects.ssoBinding.maxAgeSeconds, 'Lax'));
+    if (cookies.length > 0) reply.header('set-cookie', cookies);
+  };
+  const send = async (reply: FastifyReply, status: number, result: unknown) => {
+    if (result instanceof HttpResult) {
+      applyEffects(reply, result.effects);
+      if (result.effects.redirect)
+        return reply.status(302).header('location', result.effects.redirect).send();
+      if (result.effects.html !== undefined)
+        return reply.status(200).header('content-type', 'text/html; charset=utf-8').send(result.effects.html);
+      result = result.body;
+    }
+    reply.status(status);
+    if (status === 204) return reply.send();
+    return result;
+  };
+  const limit = (
+    route: { method: string; url: string; rateLimit?: HttpRoute['rateLimit'] },
+    req: FastifyRequest,
+  ) => {
+    const spec = route.rateLimit;
+    if (!spec) return;
+    const name = `${route.method} ${route.url}`;
+    // One bucket per (route, source, account), and a wider one per (route, source) against spraying.
+    const account = spec.account?.({ body: req.body, params: (req.params ?? {}) as Record<string, string> });
+    if (account !== undefined) limiter.check([`${name}|${req.ip}|${account}`], spec);
+    limiter.check([`${name}|${req.ip}`], { burst: spec.burst * 5, perMinute: spec.perMinute * 5 });
+  };
+
+  /** Bearer token, else the session cookie (with CSRF on state-changing requests). */
+  const authenticate = async (req: FastifyRequest): Promise<RoutePrincipal> => {
+    const failed = (err: unknown, how: string) => {
+      audit.recordLater({
+        tenant: null,
+        actor: { type: 'anonymous', id: 'unknown' },
+        action: 'api.authenticate',
+        outcome: 'denied',
+        reason: `invalid ${how}`,
+        source: req.ip,
+        details: { method: req.method, path: req.url.split('?')[0] },
+      });
+      if (!limiter.take(`auth-failures|${req.ip}`, AUTH_FAILURES).ok) {
+        throw new AppError('ERR_RATE_LIMITED', undefined, { retryAfterSeconds: 2 });
+      }
+      throw err;
+    };
+    const secret = bearer(req);
+    if (secret !== undefined) return iam.authenticate(secret).catch((err: unknown) => failed(err, 'token'));
+    const session = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (session === undefined) throw new AppError('ERR_AUTH_MISSING');
+    const principal = await iam.authenticateSession(session).catch((err: unknown) => failed(err, 'session'));
+    // Synchronizer token: a cross-site page can make the browser send the cookie, never this header.
+    if (UNSAFE_METHODS.has(req.method)) {
+      const sent = req.headers['x-csrf-token'];
+      const want = Buffer.from(principal.csrfToken);
+      const got = Buffer.from(typeof sent === 'string' ? sent : '');
+      if (got.length !== want.length || !timingSafeEqual(got, want)) {
+        audit.recordLater({
+          tenant: principal.tenant,
+          actor: { type: principal.type, id: principal.id },
+          action: 'api.csrf',
+          outcome: 'denied',
+          reason: 'missing or wrong x-csrf-token',
+          source: req.ip,
+          details: { method: req.method, path: req.url.split('?')[0] },
+        });
+        throw new AppError('ERR_AUTH_CSRF');
+      }
+    }
+    return principal;
+  };
+
   for (const route of deps.routes) {
     app.route({
       method: route.method,
       url: `/api/v1${route.url}`,
       schema: {
+        operationId: operationId(route.method, route.url),
         summary: route.summary,
         tags: [...route.tags],
         description: `Requires \`${route.action}\`.`,
+        'x-bulwark-action': route.action,
         ...(route.schema?.params ? { params: route.schema.params } : {}),
         ...(route.schema?.querystring ? { querystring: route.schema.querystring } : {}),
         ...(route.schema?.body ? { body: route.schema.body } : {}),
@@ -135,29 +283,26 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
           400: { $ref: 'Problem#' },
           401: { $ref: 'Problem#' },
           403: { $ref: 'Problem#' },
+          429: { $ref: 'Problem#' },
         },
       },
       config: { action: route.action },
-      // Authentication, then the one authorization decision, before any handler runs.
-      preHandler: async (req) => {
-        const secret = bearer(req);
-        if (secret === undefined) throw new AppError('ERR_AUTH_MISSING');
-        const principal = await iam.authenticate(secret).catch((err: unknown) => {
-          audit.recordLater({
-            tenant: null,
-            actor: { type: 'anonymous', id: 'unknown' },
-            action: 'api.authenticate',
-            outcome: 'denied',
-            reason: 'invalid token',
-            source: req.ip,
-            details: { method: req.method, path: req.url.split('?')[0] },
-          });
-          throw err;
-        });
-        req.principal = principal;
+      // Authentication first, before the body is even read.
+      onRequest: async (req) => {
+        req.principal = await authenticate(req);
+      },
+      // The one authorization decision, before validation (a refused caller learns nothing about the
+      // schema) and before any handler runs.
+      preValidation: async (req) => {
+        const principal = req.principal;
+        if (!principal) throw new AppError('ERR_AUTH_MISSING');
+        limit(route, req);
         const ctx = contextOf(req);
         const resource = route.resource(ctx);
-        const decision = policy.authorize({ ...principal }, route.action, resource, { sourceIp: req.ip });
+        const decision = policy.authorize(principal as Principal, route.action, resource, {
+          sourceIp: req.ip,
+          mfa: principal.mfa === true,
+        });
         if (!decision.allowed) {
           audit.recordLater({
             tenant: principal.tenant,
@@ -167,17 +312,46 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
             outcome: 'denied',
             reason: `${route.action} not allowed`,
             source: req.ip,
-            details: { method: req.method, path: req.url.split('?')[0] },
+            details: {
+              method: req.method,
+              path: req.url.split('?')[0],
+              ...(principal.tokenId ? { token: principal.tokenId } : {}),
+              decidedBy: decision.matched.map((m) => m.policy),
+            },
           });
           throw new AppError('ERR_POLICY_DENIED', `${route.action} on ${resource} is not allowed`);
         }
       },
-      handler: async (req, reply) => {
-        const result = await route.handler(contextOf(req));
-        (reply as unknown as { status(code: number): unknown }).status(route.status ?? 200);
-        if (route.status === 204) return reply.send();
-        return result;
+      handler: async (req, reply) => send(reply, route.status ?? 200, await route.handler(contextOf(req))),
+    });
+  }
+
+  for (const route of deps.publicRoutes ?? []) {
+    app.route({
+      method: route.method,
+      url: route.browser ? route.url : `/api/v1${route.url}`,
+      schema: {
+        ...(route.browser ? { hide: true } : { operationId: operationId(route.method, route.url) }),
+        summary: route.summary,
+        tags: [...route.tags],
+        description: 'Public: no authentication; rate limited per source address and account.',
+        security: [],
+        ...(route.schema?.params ? { params: route.schema.params } : {}),
+        ...(route.schema?.body ? { body: route.schema.body } : {}),
+        ...(route.browser
+          ? {}
+          : {
+              response: {
+                ...(route.schema?.response ?? {}),
+                400: { $ref: 'Problem#' },
+                401: { $ref: 'Problem#' },
+                429: { $ref: 'Problem#' },
+              },
+            }),
       },
+      preValidation: async (req) => limit(route, req),
+      handler: async (req, reply) =>
+        send(reply, route.status ?? 200, await route.handler(publicContextOf(req, originOf(req)))),
     });
   }
 
@@ -187,6 +361,7 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
 
 function contextOf(req: FastifyRequest) {
   if (!req.principal) throw new AppError('ERR_AUTH_MISSING');
+  const ua = req.headers['user-agent'];
   return {
     principal: req.principal,
     params: (req.params ?? {}) as Record<string, string>,
@@ -194,5 +369,21 @@ function contextOf(req: FastifyRequest) {
     body: req.body,
     sourceIp: req.ip,
     requestId: req.id,
+    ...(typeof ua === 'string' ? { userAgent: ua } : {}),
+  };
+}
+
+function publicContextOf(req: FastifyRequest, origin: string) {
+  const ua = req.headers['user-agent'];
+  return {
+    params: (req.params ?? {}) as Record<string, string>,
+    query: (req.query ?? {}) as Record<string, unknown>,
+    body: req.body,
+    sourceIp: req.ip,
+    requestId: req.id,
+    cookies: parseCookies(req.headers.cookie),
+    origin,
+    url: req.url,
+    ...(typeof ua === 'string' ? { userAgent: ua } : {}),
   };
 }

@@ -28,6 +28,7 @@ export function errorHandler(logger: Logger) {
   return (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => {
     const base = { requestId: req.id, instance: req.url.split('?')[0] ?? '' };
     if (isAppError(err)) {
+      if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
       if (err.kind === 'internal')
         logger.error(
           { reqId: req.id, code: err.code, detail: err.detail, err: String(err.cause ?? '') },

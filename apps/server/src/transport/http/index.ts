@@ -1,4 +1,12 @@
-export { buildHttpApp, type HttpAppDeps } from './app.ts';
+export {
+  buildHttpApp,
+  operationId,
+  parseCookies,
+  SESSION_COOKIE,
+  SSO_COOKIE,
+  type HttpAppDeps,
+} from './app.ts';
+export { createRateLimiter, rateLimitHook, type RateLimiter } from './rate-limit.ts';
 export { problem, sendProblem } from './errors.ts';
 export { registerPkiEndpoints, type PkiEndpointDeps } from './est.ts';
 export * from './schemas.ts';
