@@ -50,6 +50,12 @@ import {
 } from './modules/policy/index.ts';
 import { buildHttpApp, createRateLimiter } from './transport/http/index.ts';
 import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
+import {
+  commandRoutes,
+  createCommandsService,
+  createCommandsStore,
+  deviceMessageHandler,
+} from './modules/commands/index.ts';
 
 export const VERSION = '0.1.0';
 
@@ -343,6 +349,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (!existsSync(nodeIdFile)) writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: 'wx' });
     const nodeId = readFileSync(nodeIdFile, 'utf8').trim();
     const mqttSessions = createSqlSessionStore(db, { node: nodeId, clock });
+    // Commands, twin and capabilities reach devices through the broker, over the connections devices opened.
+    const commands = createCommandsService({
+      store: createCommandsStore(db),
+      clock,
+      ids,
+      logger: logger.child({ component: 'commands' }),
+      publish: (m) => mqtt.broker.publish(m),
+      isConnected: (t, id) => mqtt.isConnected(t, id),
+      deviceExists: async (t, id) => void (await devices.get(t, id)),
+    });
+    const offCommandDevices = devices.onEvent((e) => {
+      if (e.type !== 'deleted') return;
+      commands
+        .deviceDeleted(e.tenant, e.deviceId)
+        .catch((err: unknown) =>
+          logger.warn({ err: String(err), deviceId: e.deviceId }, 'twin cleanup failed'),
+        );
+    });
     const mqtt = createMqttTransport({
       ports: { sessions: mqttSessions, retained: createSqlRetainedStore(db, { clock }) },
       pki,
@@ -351,6 +375,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       telemetry,
       audit,
       logger: logger.child({ component: 'mqtt' }),
+      deviceMessages: deviceMessageHandler(commands, (err, deviceId) =>
+        logger.warn({ err: String(err), deviceId }, 'retained desired state not published'),
+      ),
       tls: {
         key: tlsKey,
         cert: tlsCert,
@@ -399,6 +426,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           deviceCertDays: config.pki.deviceCertDays,
         }),
         ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
+        ...commandRoutes({ commands, audit }),
         ...auditRoutes({ audit, platformTenant: config.tenant }),
         ...pkiRoutes({
           pki,
@@ -448,6 +476,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       version: VERSION,
     });
 
+    // MQTT over WebSocket at wss://…/mqtt, on the HTTPS listener.
+    http.server.on('upgrade', (req, socket, head) => mqtt.handleUpgrade(req, socket, head));
+
     let closed = false;
     return {
       config,
@@ -473,6 +504,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         offPlacement();
         if (syncTimer) clearInterval(syncTimer);
         if (rolesTimer) clearInterval(rolesTimer);
+        offCommandDevices();
+        commands.close();
         await mqtt.close();
         await mqttSessions.close?.();
         await http.close();

@@ -829,6 +829,61 @@ export const errorCatalog = {
     description:
       'Devices only install targets listed in signed targets metadata: sign the release (`bulwark release sign`) before starting a campaign.',
   },
+  ERR_COMMAND_DEVICE_OFFLINE: {
+    kind: 'conflict',
+    title: 'Device not connected',
+    description:
+      'Commands reach a device only over the connection it opened; the device is not connected now.',
+  },
+  ERR_COMMAND_INVALID_NAME: {
+    kind: 'invalid',
+    title: 'Invalid command name',
+    description:
+      'Command names are 1-64 letters, digits, `.`, `_` and `-`, starting with a letter or digit; `result` is reserved.',
+  },
+  ERR_COMMAND_TOO_LARGE: {
+    kind: 'too_large',
+    title: 'Command payload too large',
+    description: 'The command payload, as JSON, exceeds 64 KiB.',
+  },
+  ERR_COMMAND_TOO_MANY: {
+    kind: 'rate_limited',
+    title: 'Too many pending commands',
+    description: 'The device already has the maximum number of commands waiting for a reply.',
+  },
+  ERR_COMMAND_RESULT_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid command result',
+    description:
+      'A command result must be a JSON object `{id, status: "succeeded"|"failed", result?, error?}`.',
+  },
+  ERR_TWIN_VERSION_CONFLICT: {
+    kind: 'conflict',
+    title: 'Twin version conflict',
+    description: 'The desired state changed since the version given in `version`; read it again and retry.',
+  },
+  ERR_TWIN_TOO_LARGE: {
+    kind: 'too_large',
+    title: 'Twin state too large',
+    description: 'The desired or reported state, as JSON, exceeds 64 KiB.',
+  },
+  ERR_TWIN_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid twin state',
+    description:
+      'Reported state must be a JSON object `{state: {...}, desiredVersion?}`; desired state a JSON object.',
+  },
+  ERR_CAPABILITIES_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid capability report',
+    description:
+      'A capability report must be a JSON object whose known fields have the documented types (see the device SDK README).',
+  },
+  ERR_CAPABILITIES_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'No capability report',
+    description: 'The device has not reported its capabilities yet.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -11,15 +11,84 @@ export const topics = {
   telemetry: (deviceId: string, stream?: string): string =>
     stream === undefined ? `devices/${deviceId}/telemetry` : `devices/${deviceId}/telemetry/${stream}`,
   commands: (deviceId: string): string => `devices/${deviceId}/commands`,
+  /** Where the platform sends command `name` (payload: CommandRequest). */
+  command: (deviceId: string, name: string): string => `devices/${deviceId}/commands/${name}`,
+  /** The filter a device subscribes to for its commands; `commands/result` is its own reply topic. */
+  commandFilter: (deviceId: string): string => `devices/${deviceId}/commands/#`,
   commandResults: (deviceId: string): string => `devices/${deviceId}/commands/result`,
+  /** Retained, platform to device: TwinDesiredMessage. */
+  twinDesired: (deviceId: string): string => `devices/${deviceId}/twin/desired`,
+  /** Device to platform: TwinReportedMessage. */
+  twinReported: (deviceId: string): string => `devices/${deviceId}/twin/reported`,
+  /** Device to platform: CapabilityReport. */
+  capabilities: (deviceId: string): string => `devices/${deviceId}/capabilities`,
   status: (deviceId: string): string => `devices/${deviceId}/status`,
 } as const;
 
 export type ParsedDeviceTopic =
   | { kind: 'telemetry'; deviceId: string; stream: string | undefined }
+  | { kind: 'command'; deviceId: string; name: string }
+  | { kind: 'command-result'; deviceId: string }
+  | { kind: 'twin-desired'; deviceId: string }
+  | { kind: 'twin-reported'; deviceId: string }
+  | { kind: 'capabilities'; deviceId: string }
   | { kind: 'other'; deviceId: string; rest: string };
 
 const STREAM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Command names: one topic level; `result` is reserved for replies. */
+export const COMMAND_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isValidCommandName(name: string): boolean {
+  return COMMAND_NAME_PATTERN.test(name) && name !== 'result';
+}
+
+/** A command as the platform publishes it on `devices/{id}/commands/{name}` (JSON, QoS 1). */
+export interface CommandRequest {
+  /** Correlation id; the reply carries it back (also sent as MQTT 5 Correlation Data). */
+  id: string;
+  name: string;
+  payload?: unknown;
+  /** Epoch ms after which the platform no longer waits for the reply. */
+  expiresAt?: number;
+}
+
+/** A device's reply on `devices/{id}/commands/result`. */
+export interface CommandResult {
+  id: string;
+  status: 'succeeded' | 'failed';
+  result?: unknown;
+  /** Why it failed, for people; no secrets. */
+  error?: string;
+}
+
+/** Retained on `devices/{id}/twin/desired`: the whole desired state and its version (1, 2, ...). */
+export interface TwinDesiredMessage {
+  version: number;
+  state: Record<string, unknown>;
+}
+
+/** On `devices/{id}/twin/reported`: the device's whole reported state, and the desired version it applied. */
+export interface TwinReportedMessage {
+  state: Record<string, unknown>;
+  desiredVersion?: number;
+}
+
+/** What a device reports about itself on `devices/{id}/capabilities` (all fields optional). */
+export interface CapabilityReport {
+  hardware?: { model?: string; revision?: string; serialNumber?: string };
+  firmware?: { version?: string };
+  software?: { name?: string; version?: string }[];
+  /** How the device installs updates, e.g. `ab-partition`, `package`, `container`, `none`. */
+  updateMethod?: string;
+  /** Where the private key lives, e.g. `file`, `tpm`, `secure-element`. */
+  keyStorage?: string;
+  tls?: { versions?: string[]; keyTypes?: string[] };
+  /** Sockets the device listens on (read from the OS); a device that only dials out has none. */
+  listeningPorts?: { protocol: 'tcp' | 'tcp6' | 'udp' | 'udp6'; address: string; port: number }[];
+  /** CycloneDX JSON SBOM. */
+  sbom?: Record<string, unknown>;
+  sdk?: { name: string; version: string };
+}
 
 /** Parses `devices/{id}/...`; returns undefined for topics outside the device namespace. */
 export function parseDeviceTopic(topic: string): ParsedDeviceTopic | undefined {
@@ -36,6 +105,14 @@ export function parseDeviceTopic(topic: string): ParsedDeviceTopic | undefined {
     if (STREAM_PATTERN.test(stream)) return { kind: 'telemetry', deviceId, stream };
     return undefined;
   }
+  if (tail === 'commands/result') return { kind: 'command-result', deviceId };
+  if (tail.startsWith('commands/')) {
+    const name = tail.slice(9);
+    if (isValidCommandName(name)) return { kind: 'command', deviceId, name };
+  }
+  if (tail === 'twin/desired') return { kind: 'twin-desired', deviceId };
+  if (tail === 'twin/reported') return { kind: 'twin-reported', deviceId };
+  if (tail === 'capabilities') return { kind: 'capabilities', deviceId };
   return { kind: 'other', deviceId, rest: tail };
 }
 

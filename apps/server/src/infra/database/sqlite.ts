@@ -67,7 +67,9 @@ export function openSqlite(path: string): Db {
       return direct.run(sql, params);
     },
     async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
-      await waitUnlocked();
+      // Check and take the lock in the same microtask: awaiting waitUnlocked() adds a hop in which a
+      // second waiter also sees the lock free, and both BEGIN ("cannot start a transaction within a transaction").
+      while (locked) await lock;
       locked = true;
       let release!: () => void;
       lock = new Promise<void>((r) => (release = r));

@@ -141,6 +141,7 @@ export const ACTIONS = [
   'devices:read',
   'devices:write',
   'devices:command',
+  'devices:command',
   'fleets:read',
   'fleets:write',
   'groups:read',

@@ -10,12 +10,16 @@ import {
   type TransportInfo,
 } from '@bulwark/broker';
 import type { IPublishPacket } from 'mqtt-packet';
-import { parseDeviceTopic, parseDeviceUri, mqttReasonByKind } from '@bulwark/protocol';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parseDeviceTopic, parseDeviceUri, mqttReasonByKind, type ErrorKind } from '@bulwark/protocol';
 import { isAppError, type Logger } from '../../kernel/index.ts';
 import type { PkiService, ClientIdentity } from '../../modules/pki/index.ts';
 import type { DeviceService } from '../../modules/devices/index.ts';
 import type { TelemetryService } from '../../modules/telemetry/index.ts';
 import type { AuditService } from '../../modules/audit/index.ts';
+import type { DeviceMessageHandler } from '../../modules/commands/index.ts';
+import { createMqttWebSocket } from './websocket.ts';
 import {
   resourceName,
   topicMatches,
@@ -35,6 +39,16 @@ const RC = {
   serverBusy: 0x89,
   administrativeAction: 0x98,
 } as const;
+
+// A PUBACK may carry only these error codes [MQTT-3.4.2.1]; a DISCONNECT (how a QoS 0 publish is
+// refused) takes the kind's own code, but never 0x86.
+const PUBACK_ERRORS = new Set([0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]);
+function refusalCode(kind: ErrorKind, qos: number): number {
+  if (kind === 'unauthenticated') return RC.notAuthorized;
+  const code = mqttReasonByKind[kind];
+  if (qos === 0 || PUBACK_ERRORS.has(code)) return code;
+  return kind === 'rate_limited' ? 0x97 : 0x83; // quota exceeded; implementation specific error
+}
 
 /**
  * What the broker knows about a connected device: set at CONNECT, used on every message. The compiled
@@ -77,6 +91,8 @@ export interface MqttTransportDeps {
   logger: Logger;
   tls: { key: string; cert: string; ca: string; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   limits: { maxPacketSize: number; keepAliveMax: number };
+  /** Device publishes on command result, twin and capability topics (commands module). */
+  deviceMessages?: DeviceMessageHandler;
   /** Broker ports (default: in memory, one node): sessions and retained messages, cluster routing. */
   ports?: { sessions?: SessionStore; retained?: RetainedStore; router?: ClusterRouter };
 }
@@ -90,6 +106,8 @@ export interface MqttTransport {
   disconnectDevice(tenant: string, deviceId: string, reason: string, serial?: string): number;
   /** Reloads the trusted CA bundle (a CA was added or retired) without dropping connections. */
   setTrustAnchors(ca: string): void;
+  /** MQTT over WebSocket: the HTTPS server's 'upgrade' event, for `/mqtt` (same certificate checks). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -247,6 +265,29 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       async onPublish(client, packet) {
         const s = client.principal;
         const parsed = parseDeviceTopic(packet.topic);
+        if (parsed && parsed.kind !== 'telemetry' && parsed.deviceId === s.deviceId && deps.deviceMessages) {
+          try {
+            const handled = await deps.deviceMessages.handle(
+              s.tenant,
+              s.deviceId,
+              packet.topic,
+              packet.payload as Buffer,
+            );
+            return handled === false ? undefined : handled;
+          } catch (err) {
+            const e = isAppError(err) ? err : undefined;
+            if (!e) logger.error({ err: String(err), deviceId: s.deviceId }, 'device message failed');
+            if (e && e.kind !== 'unavailable') {
+              refused(client.transport as Transport, 'mqtt.message', `${e.code}: ${e.message}`, {
+                topic: packet.topic,
+              });
+            }
+            throw Object.assign(e ?? new Error('not processed'), {
+              mqttReasonCode: e ? refusalCode(e.kind, packet.qos) : RC.unspecified,
+              mqttReasonString: e ? `${e.code}: ${e.message}` : 'not processed',
+            });
+          }
+        }
         if (parsed?.kind !== 'telemetry' || parsed.deviceId !== s.deviceId) return;
         try {
           await telemetry.ingest(s.tenant, s.deviceId, parsed.stream, packet.payload as Buffer);
@@ -258,7 +299,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
               });
             }
             throw Object.assign(err, {
-              mqttReasonCode: mqttReasonByKind[err.kind],
+              mqttReasonCode: refusalCode(err.kind, packet.qos),
               mqttReasonString: `${err.code}: ${err.message}`,
             });
           }
@@ -274,6 +315,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         live.set(key(s.tenant, s.deviceId), client);
         // A revocation may have happened between the TLS handshake and this point.
         if (pki.isRevoked(s.serial)) client.disconnect(RC.administrativeAction, 'certificate revoked');
+        else deps.deviceMessages?.connected(s.tenant, s.deviceId);
       },
       onDisconnect(client) {
         const s = client.principal;
@@ -298,7 +340,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     sessionTimeout: 3600,
   });
   const server = createServer(tlsOptions(deps.tls.ca));
-  server.on('secureConnection', (socket: TLSSocket) => {
+  const transportOf = (socket: TLSSocket): Transport => {
     const t: Transport = {
       remoteAddress: socket.remoteAddress ?? 'unknown',
       remotePort: socket.remotePort ?? 0,
@@ -318,8 +360,32 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       const claimed = cert ? claimedIdentity(cert) : undefined;
       if (claimed) t.claimed = claimed;
     }
+    return t;
+  };
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const t = transportOf(socket);
     socket.on('error', () => {});
     broker.handle(socket, t);
+  });
+  // The HTTPS listener asks for a client certificate without requiring it (API clients use tokens), so
+  // here a certificate is mandatory and must pass the same checks: issued (signature) by one of our
+  // issuing CAs, valid, not revoked, naming a device. CONNECT then goes through authenticate() as above.
+  const webSocket = createMqttWebSocket({
+    maxPayload: deps.limits.maxPacketSize,
+    admit(socket) {
+      const t = transportOf(socket);
+      if (!t.identity) {
+        const reason = t.identityError?.message ?? 'no client certificate';
+        refused(
+          t,
+          'mqtt.websocket',
+          reason,
+          t.claimed ? { tenant: t.claimed.tenant, deviceId: t.claimed.deviceId } : {},
+        );
+        return { ok: false, status: 401, reason: 'a valid device certificate is required' };
+      }
+      return { ok: true, handle: (stream) => broker.handle(stream, { ...t, websocket: true }) };
+    },
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     // Refused during the handshake: no certificate, unknown CA, expired, bad signature.
@@ -425,6 +491,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     setTrustAnchors(ca) {
       server.setSecureContext(tlsOptions(ca));
     },
+    handleUpgrade: (req, socket, head) => webSocket.handleUpgrade(req, socket, head),
     async close() {
       offRevoked();
       offCaRevoked();
@@ -433,6 +500,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       // Stop accepting first; the listener's close completes once the broker has closed every session.
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       await broker.close();
+      webSocket.close();
       await stopped;
     },
   };
