@@ -9,6 +9,8 @@ import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } fr
 import { openDatabase } from './infra/database/index.ts';
 import { createKeyProtector } from './infra/keys/index.ts';
 import { createSqlRetainedStore, createSqlSessionStore } from './infra/mqtt-store/index.ts';
+import { createNatsRouter } from './infra/cluster/nats-router.ts';
+import { createMetricsService, metricsRoutes } from './modules/metrics/index.ts';
 import { createPkiService, createPkiStore, pkiRoutes, type PkiService } from './modules/pki/index.ts';
 import { createEstService, createEstStore, estRoutes, type EstService } from './modules/est/index.ts';
 import { createLocalClusterEvents, createPostgresClusterEvents } from './infra/cluster/index.ts';
@@ -349,6 +351,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (!existsSync(nodeIdFile)) writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: 'wx' });
     const nodeId = readFileSync(nodeIdFile, 'utf8').trim();
     const mqttSessions = createSqlSessionStore(db, { node: nodeId, clock });
+    // Scale-out: nodes forward messages to each other for the topics their clients subscribe to.
+    const router = config.cluster.natsUrl
+      ? createNatsRouter({
+          url: config.cluster.natsUrl,
+          node: nodeId,
+          logger: logger.child({ component: 'cluster' }),
+        })
+      : undefined;
+    await router?.start();
     // Commands, twin and capabilities reach devices through the broker, over the connections devices opened.
     const commands = createCommandsService({
       store: createCommandsStore(db),
@@ -368,7 +379,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         );
     });
     const mqtt = createMqttTransport({
-      ports: { sessions: mqttSessions, retained: createSqlRetainedStore(db, { clock }) },
+      ports: {
+        sessions: mqttSessions,
+        retained: createSqlRetainedStore(db, { clock }),
+        ...(router ? { router } : {}),
+      },
       pki,
       devices,
       policy,
@@ -414,10 +429,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       void pki.trustAnchorsPem().then((ca) => mqtt.setTrustAnchors(ca));
     });
 
+    // Overload made visible: broker back-pressure and queues, telemetry queue depth (GET /api/v1/metrics).
+    const metrics = createMetricsService({
+      broker: () => mqtt.broker.metrics,
+      telemetry: () => ({ pending: telemetry.pending, capacity: config.telemetry.queueMax }),
+      cluster: () => router?.stats,
+      process: () => {
+        const m = process.memoryUsage();
+        return {
+          residentBytes: m.rss,
+          heapUsedBytes: m.heapUsed,
+          uptimeSeconds: Math.round(process.uptime()),
+        };
+      },
+    });
+
     let ready = false;
     const http = await buildHttpApp({
       routes: [
         ...iamRoutes({ iam, platformTenant: config.tenant }),
+        ...metricsRoutes({ metrics, platformTenant: config.tenant }),
         ...deviceRoutes({
           devices,
           pki,

@@ -77,7 +77,15 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'fleet',
         effect: 'allow',
-        actions: ['devices:*', 'certs:*', 'telemetry:read', 'fleets:read', 'groups:read', 'policies:read'],
+        actions: [
+          'devices:*',
+          'certs:*',
+          'telemetry:read',
+          'fleets:read',
+          'groups:read',
+          'policies:read',
+          'metrics:read',
+        ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
       {
@@ -100,6 +108,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'certs:read',
           'telemetry:read',
           'audit:read',
+          'metrics:read',
           'policies:read',
           'fleets:read',
           'groups:read',

@@ -154,6 +154,7 @@ export const ACTIONS = [
   'cas:write',
   'telemetry:read',
   'audit:read',
+  'metrics:read',
   'tokens:read',
   'tokens:write',
   'policies:read',
