@@ -98,7 +98,7 @@ class Fanout implements MatchVisitor<Subscription> {
       this.matched.push(s);
       return;
     }
-    // [MQTT-3.3.5-1] overlapping subscriptions: one message with the highest QoS and
+    // 3.1.1 [MQTT-3.3.5-1], v5 [MQTT-3.3.4-2]: overlapping subscriptions: one message with the highest QoS and
     // [MQTT-3.3.4-3] v5 all their subscription identifiers.
     if (sub.qos > s.matchQos) s.matchQos = sub.qos;
     if (sub.retainAsPublished) s.matchRap = true;
@@ -108,7 +108,7 @@ class Fanout implements MatchVisitor<Subscription> {
   }
 
   group(g: SharedGroup<Subscription>): void {
-    // [MQTT-4.8.2-?] v5 one member of the share group gets the message: round robin, preferring
+    // v5 §4.8.2 one member of the share group gets the message: round robin, preferring
     // connected members that keep up.
     const n = g.members.length;
     let pick: Subscription | undefined;
@@ -342,7 +342,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       if (!c.stream.destroyed) {
         closing.push(new Promise<void>((resolve) => c.stream.once('close', () => resolve())));
       }
-      // [MQTT-4.13.2-?] v5 DISCONNECT 0x8B server shutting down.
+      // v5 §3.14.2.1 DISCONNECT 0x8B Server shutting down, then close [MQTT-4.13.2-1].
       c.disconnect(ReasonCode.serverShuttingDown, undefined, 'broker closing');
     }
     for (const w of this.#wills.values()) if (w.timer !== undefined) clearTimeout(w.timer);
@@ -369,7 +369,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   ): { session: Session; present: boolean } | Promise<{ session: Session; present: boolean } | undefined> {
     const old = this.#connections.get(clientId);
     if (old !== undefined && old !== conn) {
-      // [MQTT-3.1.4-3] the existing connection with this client id is closed (v5: DISCONNECT 0x8E).
+      // 3.1.1 [MQTT-3.1.4-2], v5 [MQTT-3.1.4-3]: the existing connection with this id is closed (v5: 0x8E).
       old.disconnect(ReasonCode.sessionTakenOver, undefined, 'session taken over');
     }
     this.#connections.set(clientId, conn);
@@ -387,7 +387,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       this.#routerCall(() => this.#router.claimSession!(clientId));
     }
     if (clean) {
-      // [MQTT-3.1.2-4] [MQTT-3.1.2-6] clean session/start discards any previous session.
+      // 3.1.1 [MQTT-3.1.2-6], v5 [MQTT-3.1.2-4]: clean session/start discards any previous session.
       if (session !== undefined) this.#endSession(session);
       session = this.#newSession(clientId, expiry);
       session.remove();
@@ -453,7 +453,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   }
 
   #armExpiry(session: Session, ms: number): void {
-    // [MQTT-3.1.2-23] v5 the session is discarded when its expiry interval has passed.
+    // [MQTT-4.1.0-2] v5 the session is discarded when its expiry interval has passed.
     session.expiryTimer = setTimeout(
       () => {
         session.expiryTimer = undefined;
@@ -713,7 +713,8 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   }
 
   #setRetained(m: Message): void {
-    // [MQTT-3.3.1-5] store (replace) the retained message; [MQTT-3.3.1-10] empty payload removes it.
+    // 3.1.1 [MQTT-3.3.1-5] (v5 [MQTT-3.3.1-5]) store (replace) the retained message; an empty payload
+    // removes it: 3.1.1 [MQTT-3.3.1-10], v5 [MQTT-3.3.1-6].
     this.#retained
       .set(retainedOf(m))
       .catch((err: unknown) => this.logger.error({ err, topic: m.topic }, 'retained store set failed'));

@@ -152,7 +152,7 @@ export class Connection<P> implements SessionConnection {
     stream.on('end', () => this.close('client closed the connection'));
     stream.on('close', () => this.close('connection closed'));
     stream.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
-    // [MQTT-3.1.4-?] a connection that does not send CONNECT in reasonable time is closed.
+    // A connection that does not send CONNECT in reasonable time is closed (a SHOULD of the spec, no id).
     this.#connectTimer = setTimeout(() => {
       if (this.state === 'new' || this.state === 'auth') this.close('CONNECT timeout');
     }, core.limits.connectTimeoutMs);
@@ -178,7 +178,7 @@ export class Connection<P> implements SessionConnection {
       if (r === undefined) return;
       if (!('cmd' in r)) {
         if (r.kind === 'too-large') {
-          // [MQTT-3.2.2-?] v5 packet larger than the Maximum Packet Size: DISCONNECT 0x95.
+          // [MQTT-3.2.2-15] v5 packet larger than the Maximum Packet Size: DISCONNECT 0x95.
           this.protocolFailure(ReasonCode.packetTooLarge, r.message);
         } else if (this.state === 'new' && r.message === 'Invalid protocol version') {
           // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
@@ -203,7 +203,7 @@ export class Connection<P> implements SessionConnection {
   /**
    * Back-pressure: more than maxPendingInbound publishes wait for authorization, onPublish or their
    * acknowledgement (the one beyond the limit is read, so that a v5 client exceeding a Receive Maximum
-   * equal to the limit is still detected [MQTT-3.3.4-9]). Stop reading
+   * equal to the limit is still detected [MQTT-3.3.4-7]). Stop reading
    * (the socket, and the bytes already buffered) until some complete; the client's own writes then
    * block in TCP. Independent of Receive Maximum, which a client may not honour.
    */
@@ -328,12 +328,12 @@ export class Connection<P> implements SessionConnection {
     const limits = this.core.limits;
     const will = p.will;
     if (will !== undefined) {
-      // [MQTT-3.1.2-14] will QoS 3 is malformed.
+      // 3.1.1 [MQTT-3.1.2-14], v5 [MQTT-3.1.2-12]: will QoS 3 is malformed.
       if ((will.qos ?? 0) > 2) {
-        this.close('will QoS 3 [MQTT-3.1.2-14]');
+        this.close('will QoS 3');
         return;
       }
-      // [MQTT-3.1.3-?] the will topic is a topic name: no wildcards.
+      // 3.1.1 [MQTT-4.7.1-1], v5 [MQTT-4.7.0-1]: the will topic is a topic name, without wildcards.
       if (!isValidTopicName(will.topic, limits.maxTopicLevels)) {
         this.#refuse(ReasonCode.topicNameInvalid, 'invalid will topic');
         return;
@@ -351,7 +351,7 @@ export class Connection<P> implements SessionConnection {
     }
     const props = p.properties;
     if (this.v5 && props !== undefined) {
-      // [MQTT-3.1.2-?] v5 Receive Maximum and Maximum Packet Size of 0 are protocol errors.
+      // v5 §3.1.2.11.3, §3.1.2.11.4: Receive Maximum or Maximum Packet Size 0 is a protocol error.
       if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) {
         this.#refuse(ReasonCode.protocolError, 'receiveMaximum or maximumPacketSize is 0');
         return;
@@ -452,7 +452,7 @@ export class Connection<P> implements SessionConnection {
       this.#reauth = false;
       this.#unblock();
       if (r.ok) {
-        // [MQTT-4.12.1-?] v5 successful re-authentication: AUTH 0x00.
+        // v5 §4.12.1 successful re-authentication: AUTH 0x00.
         this.principal = r.principal;
         this.write(
           generate(
@@ -470,7 +470,7 @@ export class Connection<P> implements SessionConnection {
   }
 
   #handleAuth(p: IAuthPacket): void {
-    // [MQTT-4.12.0-?] v5 AUTH is only valid with the method of the CONNECT.
+    // [MQTT-4.12.0-5] [MQTT-4.12.0-7] v5 AUTH only after a CONNECT with a method, and with that method.
     if (
       !this.v5 ||
       this.#authMethod === undefined ||
@@ -556,7 +556,7 @@ export class Connection<P> implements SessionConnection {
       if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
       const connack: IConnackPacket = {
         cmd: 'connack',
-        // [MQTT-3.2.2-1..3] session present only when a session was resumed.
+        // 3.1.1 [MQTT-3.2.2-1] [MQTT-3.2.2-2], v5 [MQTT-3.2.2-2] [MQTT-3.2.2-3]: session present only when resumed.
         sessionPresent: res.present,
       };
       if (this.v5) {
@@ -594,7 +594,7 @@ export class Connection<P> implements SessionConnection {
     } else finish(attached);
   }
 
-  /** CONNACK with a failure code, then close [MQTT-3.2.2-5]. */
+  /** CONNACK with a failure code, then close (3.1.1 [MQTT-3.2.2-5], v5 [MQTT-3.2.2-7]). */
   #refuse(reasonCode: number, reasonString: string | undefined): void {
     if (this.state === 'closed') return;
     const info: Parameters<NonNullable<typeof this.core.hooks.onRefused>>[0] = {
@@ -630,7 +630,7 @@ export class Connection<P> implements SessionConnection {
     if (this.state === 'closed') return;
     const idle = this.core.clock.now() - this.#lastSeen;
     if (idle >= this.#keepAliveMs) {
-      // [MQTT-3.1.2-24] nothing received within 1.5 x Keep Alive: disconnect (v5: 0x8D).
+      // 3.1.1 [MQTT-3.1.2-24], v5 [MQTT-3.1.2-22]: nothing received within 1.5 x Keep Alive: disconnect (v5: 0x8D).
       this.disconnect(ReasonCode.keepAliveTimeout, undefined, 'keep alive timeout');
       return;
     }
@@ -683,7 +683,7 @@ export class Connection<P> implements SessionConnection {
     if (qos > 0) {
       const id = p.messageId!;
       if (qos === 2 && this.session!.awaitingRelease.has(id)) {
-        // [MQTT-4.3.3-?] duplicate of a QoS 2 message already received: do not route it again.
+        // v5 [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]): a QoS 2 PUBLISH again before PUBREL: PUBREC, not routed again.
         if (this.#slots.length === 0) this.write(encodePubrec(id, 0));
         else if (!this.#slots.some((s) => s.packet.messageId === id && s.packet.qos === 2)) {
           this.#slots.push({
@@ -699,7 +699,7 @@ export class Connection<P> implements SessionConnection {
         }
         return;
       }
-      // [MQTT-3.3.4-9] v5 more unacknowledged QoS 1/2 publishes than our Receive Maximum.
+      // [MQTT-3.3.4-7] v5 more unacknowledged QoS 1/2 publishes than our Receive Maximum.
       if (this.v5 && this.#inflightIn >= core.limits.receiveMaximum) {
         this.protocolFailure(ReasonCode.receiveMaximumExceeded, 'receive maximum exceeded');
         return;
@@ -930,14 +930,14 @@ export class Connection<P> implements SessionConnection {
     } else packet = qos === 1 ? encodePuback(id, reasonCode) : encodePubrec(id, reasonCode);
     this.write(packet);
     if (qos === 1 || reasonCode >= 0x80) {
-      // [MQTT-4.3.3-?] v5 a PUBREC with an error code ends the QoS 2 exchange.
+      // [MQTT-4.3.3-9] v5 after a PUBREC with an error code, the packet id is free for a new message.
       if (qos === 2) this.session!.awaitingRelease.delete(id);
       this.#inflightIn--;
     }
   }
 
   #handlePubrel(id: number): void {
-    // [MQTT-4.3.3-?] PUBREL releases the packet id; PUBCOMP even when unknown (v5: 0x92).
+    // [MQTT-4.3.3-11] [MQTT-4.3.3-12] PUBREL releases the packet id; PUBCOMP even when unknown (v5: 0x92).
     const known = this.session!.awaitingRelease.delete(id);
     if (known) this.#inflightIn--;
     this.write(encodePubcomp(id, known || !this.v5 ? 0 : ReasonCode.packetIdentifierNotFound));
@@ -946,7 +946,7 @@ export class Connection<P> implements SessionConnection {
   #handlePubrec(id: number, reasonCode: number): void {
     const known = this.session!.onPubrec(id, reasonCode);
     if (reasonCode >= 0x80) return;
-    // [MQTT-4.3.3-?] answer PUBREC with PUBREL (v5: 0x92 when the packet id is unknown).
+    // v5 [MQTT-4.3.3-4] (3.1.1 [MQTT-4.3.3-1]): answer PUBREC with PUBREL (v5: 0x92 when the id is unknown).
     this.write(encodePubrel(id, known || !this.v5 ? 0 : ReasonCode.packetIdentifierNotFound));
   }
 
@@ -958,13 +958,13 @@ export class Connection<P> implements SessionConnection {
     const session = this.session!;
     const subId = p.properties?.subscriptionIdentifier;
     if (subId !== undefined && (typeof subId !== 'number' || subId === 0)) {
-      // [MQTT-3.8.2-?] v5 Subscription Identifier 0, or more than one, is a protocol error.
+      // v5 §3.8.2.1.2: a Subscription Identifier of 0, or more than one, is a protocol error.
       this.protocolFailure(ReasonCode.protocolError, 'invalid subscription identifier');
       return;
     }
     const n = p.subscriptions.length;
     if (n === 0) {
-      // [MQTT-3.8.3-3] at least one topic filter.
+      // 3.1.1 [MQTT-3.8.3-3], v5 [MQTT-3.8.3-2]: at least one topic filter.
       this.protocolFailure(ReasonCode.protocolError, 'SUBSCRIBE without topic filters');
       return;
     }
@@ -1037,7 +1037,7 @@ export class Connection<P> implements SessionConnection {
 
   #subscribeDecision(codes: number[], i: number, filter: string, a: AuthzResult): void {
     if (a === true) return;
-    // v5 0x87 (or the hook's code) per filter; 3.1.1 0x80 [MQTT-3.9.3-?].
+    // v5 0x87 (or the hook's code) per filter; 3.1.1 0x80 [MQTT-3.9.3-2].
     codes[i] = this.v5 ? (a.reasonCode >= 0x80 ? a.reasonCode : ReasonCode.notAuthorized) : 0x80;
     const info: Parameters<NonNullable<typeof this.core.hooks.onRefused>>[0] = {
       transport: this.transport,
@@ -1076,7 +1076,7 @@ export class Connection<P> implements SessionConnection {
         rh,
         subId,
       );
-      // [MQTT-3.9.3-?] granted QoS.
+      // v5 [MQTT-3.8.4-7] the granted QoS.
       codes[i] = qos;
       // [MQTT-3.3.1-9] v5 Retain Handling: 0 always, 1 only for a new subscription, 2 never;
       // retained messages are not sent for shared subscriptions.
@@ -1085,7 +1085,8 @@ export class Connection<P> implements SessionConnection {
       }
     }
     if (session.expiryInterval > 0) session.save(undefined);
-    // [MQTT-3.8.4-1] [MQTT-3.8.4-2] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
+    // [MQTT-3.8.4-1] [MQTT-3.8.4-2] SUBACK with the same packet id, one code per filter (3.1.1
+    // [MQTT-3.8.4-5], v5 [MQTT-3.8.4-6]).
     this.write(generate({ cmd: 'suback', messageId: p.messageId!, granted: codes }, this.#controlOpts));
     for (const r of retainedFor) this.core.sendRetained(session, r.filter, r.qos, r.ids);
   }
@@ -1122,7 +1123,7 @@ export class Connection<P> implements SessionConnection {
     if (this.v5) {
       const expiry = p.properties?.sessionExpiryInterval;
       if (expiry !== undefined) {
-        // [MQTT-3.14.2-2] v5 a session expiry of 0 at CONNECT cannot be raised at DISCONNECT.
+        // v5 §3.14.2.2.2 a session expiry of 0 at CONNECT cannot be raised at DISCONNECT.
         if (this.#connectExpiry === 0 && expiry !== 0) {
           this.protocolFailure(ReasonCode.protocolError, 'session expiry raised at DISCONNECT');
           return;
@@ -1132,7 +1133,7 @@ export class Connection<P> implements SessionConnection {
     }
     // [MQTT-3.1.2-10] [MQTT-3.14.4-3] the will is discarded, unless v5 0x04 asks for it.
     this.normalDisconnect = rc !== ReasonCode.disconnectWithWill;
-    // [MQTT-3.14.4-1] the server closes without sending anything.
+    // The server closes without sending anything (v5 §3.14.4).
     this.close('client disconnected', rc);
   }
 

@@ -146,7 +146,7 @@ const PUBREL = 0x62;
 const PUBCOMP = 0x70;
 
 function ack(type: number, packetId: number, reasonCode: number): Buffer {
-  // [MQTT-3.4.2-1] v5 the reason code may be omitted when it is 0x00 and there are no properties.
+  // v5 §3.4.2.1 the reason code may be omitted when it is 0x00 and there are no properties.
   if (reasonCode === 0) {
     const b = Buffer.allocUnsafe(4);
     b[0] = type;

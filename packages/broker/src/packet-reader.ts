@@ -19,8 +19,8 @@ interface ParserInternals {
 
 /**
  * mqtt-packet decodes strings with Buffer#toString, which silently replaces ill-formed UTF-8. MQTT
- * requires the receiver to close the connection instead [MQTT-1.5.3-1], and forbids U+0000
- * [MQTT-1.5.3-2]. This replaces the parser's string reader with a strict one.
+ * requires the receiver to close the connection instead (3.1.1 [MQTT-1.5.3-1], v5 [MQTT-1.5.4-1]), and
+ * forbids U+0000 (3.1.1 [MQTT-1.5.3-2], v5 [MQTT-1.5.4-2]). This replaces the parser's string reader with a strict one.
  */
 function installStrictStrings(parser: Parser): void {
   const p = parser as unknown as ParserInternals & { _parseString: () => string | null };

@@ -199,7 +199,7 @@ export class Session {
   }
 
   #allocatePacketId(): number {
-    // [MQTT-2.2.1-3] [MQTT-2.3.1-4] v5 a packet id is not reused while its exchange is in flight.
+    // 3.1.1 [MQTT-2.3.1-2], v5 [MQTT-2.2.1-4]: a packet id is not reused while its exchange is in flight.
     let id = this.#nextPacketId;
     while (this.inflight.has(id)) id = id === 65_535 ? 1 : id + 1;
     this.#nextPacketId = id === 65_535 ? 1 : id + 1;
@@ -235,7 +235,7 @@ export class Session {
 
   onPuback(packetId: number): void {
     const o = this.inflight.get(packetId);
-    // [MQTT-4.3.2-5] only a PUBACK for a QoS 1 message in flight completes it; others are ignored.
+    // [MQTT-4.3.2-3] only a PUBACK for a QoS 1 message in flight completes it; others are ignored.
     if (o === undefined || o.qos !== 1) return;
     this.inflight.delete(packetId);
     this.#ack(o.seq);
@@ -250,7 +250,7 @@ export class Session {
     this.#ack(o.seq);
     o.seq = 0;
     if (reasonCode >= 0x80) {
-      // [MQTT-4.3.3-4] v5 a PUBREC with an error code ends the exchange.
+      // [MQTT-4.4.0-2] v5 a PUBREC with an error code ends the exchange: not retransmitted.
       this.inflight.delete(packetId);
       this.pump();
       return true;

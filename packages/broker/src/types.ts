@@ -92,7 +92,7 @@ export interface BrokerLimits {
   maxPacketSize: number;
   /**
    * Receive Maximum announced in CONNACK: inbound QoS 1/2 publishes a client may have unacknowledged;
-   * a v5 client exceeding it is disconnected (0x93). Default 64.
+   * a v5 client exceeding it is disconnected (0x93, [MQTT-3.3.4-7]). Default 64.
    */
   receiveMaximum: number;
   /**

@@ -114,26 +114,26 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c, 0x82);
   });
 
-  test('[MQTT-2.2.3-?] malformed Remaining Length (5 bytes) closes the connection', async () => {
+  test('[MQTT-4.8.0-1] malformed Remaining Length (5 bytes) closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-2.2.3-?] v5 malformed Remaining Length gets DISCONNECT 0x81', async () => {
+  test('[MQTT-4.13.1-1] v5 malformed Remaining Length gets DISCONNECT 0x81', async () => {
     const c = await RawClient.connect(b.port, 5);
     c.write([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]);
     await expectClosedWithout(c, 0x81);
   });
 
-  test('[MQTT-2.2.2-2] reserved flag bits set (SUBSCRIBE with flags 0) close the connection', async () => {
+  test('[MQTT-2.2.2-2] (v5 [MQTT-2.1.3-1]) reserved flag bits set (SUBSCRIBE with flags 0) close the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     // SUBSCRIBE must have flags 0b0010; send 0b0000.
     c.write([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-2.2.2-2] reserved flag bits set on PINGREQ close the connection', async () => {
+  test('[MQTT-2.2.2-2] (v5 [MQTT-2.1.3-1]) reserved flag bits set on PINGREQ close the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0xc1, 0x00]);
     await expectClosedWithout(c);
@@ -155,27 +155,27 @@ describe('malformed and out-of-order packets', () => {
     await controlStillWorks();
   });
 
-  test('[MQTT-1.5.3-1] ill-formed UTF-8 in a topic name closes the connection', async () => {
+  test('[MQTT-1.5.3-1] (v5 [MQTT-1.5.4-1]) ill-formed UTF-8 in a topic name closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     // PUBLISH QoS 0, topic of 2 bytes 0xc3 0x28 (invalid sequence), payload "x"
     c.write([0x30, 0x05, 0x00, 0x02, 0xc3, 0x28, 0x78]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-1.5.3-1] v5 ill-formed UTF-8 in a topic filter gets DISCONNECT 0x81', async () => {
+  test('[MQTT-1.5.4-1] v5 ill-formed UTF-8 in a topic filter gets DISCONNECT 0x81', async () => {
     const c = await RawClient.connect(b.port, 5);
     // SUBSCRIBE id 1, no properties, filter 0xed 0xa0 0x80 (UTF-16 surrogate encoded), options 0
     c.write([0x82, 0x09, 0x00, 0x01, 0x00, 0x00, 0x03, 0xed, 0xa0, 0x80, 0x00]);
     await expectClosedWithout(c, 0x81);
   });
 
-  test('[MQTT-1.5.3-2] U+0000 in a topic name closes the connection', async () => {
+  test('[MQTT-1.5.3-2] (v5 [MQTT-1.5.4-2]) U+0000 in a topic name closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x30, 0x05, 0x00, 0x02, 0x61, 0x00, 0x78]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-3.1.3-?] ill-formed UTF-8 in the CONNECT client id closes without CONNACK', async () => {
+  test('[MQTT-3.1.3-4] [MQTT-1.5.3-1] ill-formed UTF-8 in the CONNECT client id closes without CONNACK', async () => {
     const c = await RawClient.open(b.port);
     c.write([0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00, 0x00, 0x02, 0xff, 0xfe]);
     await expectClosedWithout(c);
@@ -234,13 +234,13 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-3.8.3-3] SUBSCRIBE without topic filters closes the connection', async () => {
+  test('[MQTT-3.8.3-3] (v5 [MQTT-3.8.3-2]) SUBSCRIBE without topic filters closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x82, 0x02, 0x00, 0x01]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-3.8.3-4] 3.1.1 SUBSCRIBE options with reserved bits set close the connection', async () => {
+  test('[MQTT-3.8.3-4] 3.1.1 SUBSCRIBE options with reserved bits set close the connection (v5 [MQTT-3.8.3-5])', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x04]);
     await expectClosedWithout(c);
@@ -252,7 +252,7 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-4.7.1-3] v5 invalid topic filter "a+/b" gets SUBACK 0x8F for that filter', async () => {
+  test('[MQTT-4.7.1-2] v5 invalid topic filter "a+/b" gets SUBACK 0x8F for that filter', async () => {
     const c = await RawClient.connect(b.port, 5);
     c.send({
       cmd: 'subscribe',
@@ -311,7 +311,7 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c, 0x94);
   });
 
-  test('[MQTT-3.3.2-?] v5 unknown topic alias with an empty topic gets DISCONNECT 0x82', async () => {
+  test('v5 §3.3.2.3.4 unknown topic alias with an empty topic gets DISCONNECT 0x82', async () => {
     const c = await RawClient.connect(b.port, 5);
     c.send({
       cmd: 'publish',
@@ -325,7 +325,7 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c, 0x82);
   });
 
-  test('[MQTT-3.3.2-?] v5 topic alias set then used routes to the aliased topic', async () => {
+  test('[MQTT-3.3.2-12] v5 topic alias set then used routes to the aliased topic', async () => {
     const c = await RawClient.connect(b.port, 5);
     const base = { cmd: 'publish', qos: 0, dup: false, retain: false } as const;
     c.send({ ...base, topic: 'control/alias', payload: Buffer.from('first'), properties: { topicAlias: 1 } });
@@ -339,7 +339,7 @@ describe('malformed and out-of-order packets', () => {
     c.destroy();
   });
 
-  test('[MQTT-3.2.2-?] v5 packet larger than Maximum Packet Size gets DISCONNECT 0x95', async () => {
+  test('[MQTT-3.2.2-15] v5 packet larger than Maximum Packet Size gets DISCONNECT 0x95', async () => {
     const c = await RawClient.connect(b.port, 5);
     c.send({
       cmd: 'publish',
@@ -352,14 +352,14 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c, 0x95);
   });
 
-  test('[MQTT-3.2.2-?] 3.1.1 packet larger than the maximum closes before the body is read', async () => {
+  test('3.1.1 packet larger than the server limit closes before the body is read (implementation limit)', async () => {
     const c = await RawClient.connect(b.port, 4);
     // Announce 1 MiB, send only the header.
     c.write([0x30, 0x80, 0x80, 0x40]);
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-3.3.4-9] v5 more QoS 1 publishes than Receive Maximum gets DISCONNECT 0x93', async () => {
+  test('[MQTT-3.3.4-7] v5 more QoS 1 publishes than Receive Maximum gets DISCONNECT 0x93', async () => {
     const slow = await startBroker({
       limits: { receiveMaximum: 2 },
       hooks: { onPublish: () => new Promise<void>(() => {}) }, // never acknowledges
@@ -392,13 +392,13 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c, 0x82);
   });
 
-  test('[MQTT-3.14.2-2] v5 raising session expiry from 0 at DISCONNECT gets DISCONNECT 0x82', async () => {
+  test('v5 §3.14.2.2.2 raising session expiry from 0 at DISCONNECT gets DISCONNECT 0x82', async () => {
     const c = await RawClient.connect(b.port, 5);
     c.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 60 } });
     await expectClosedWithout(c, 0x82);
   });
 
-  test('[MQTT-3.1.2-?] v5 CONNECT with Receive Maximum 0 is refused with CONNACK 0x82', async () => {
+  test('[MQTT-3.1.4-1] v5 CONNECT with Receive Maximum 0 (§3.1.2.11.3) is refused with CONNACK 0x82', async () => {
     const c = await RawClient.open(b.port, 5);
     c.send({
       cmd: 'connect',
@@ -421,7 +421,7 @@ describe('malformed and out-of-order packets', () => {
     assert.equal((rest[0] as IConnackPacket).returnCode, 2);
   });
 
-  test('[MQTT-3.1.2-14] will QoS 3 closes the connection', async () => {
+  test('[MQTT-3.1.2-14] (v5 [MQTT-3.1.2-12]) will QoS 3 closes the connection', async () => {
     const c = await RawClient.open(b.port);
     // flags: will (0x04), will QoS 3 (0x18), clean (0x02)
     const body = [0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x1e, 0x00, 0x00, 0x00, 0x01, 0x78];
@@ -430,7 +430,7 @@ describe('malformed and out-of-order packets', () => {
     await expectClosedWithout(c);
   });
 
-  test('[MQTT-3.1.2-?] unexpected server-to-client packet (CONNACK from client) closes the connection', async () => {
+  test('[MQTT-4.8.0-1] (v5 [MQTT-4.13.1-1]) unexpected server-to-client packet (CONNACK from client) closes the connection', async () => {
     const c = await RawClient.connect(b.port, 4);
     c.write([0x20, 0x02, 0x00, 0x00]);
     await expectClosedWithout(c);
@@ -444,7 +444,7 @@ describe('malformed and out-of-order packets', () => {
 });
 
 describe('connect, session and keep alive', () => {
-  test('[MQTT-3.1.4-2] [MQTT-3.1.4-3] session takeover: the old connection is closed (v5: DISCONNECT 0x8E)', async () => {
+  test('[MQTT-3.1.4-2] (v5 [MQTT-3.1.4-3]) session takeover: the old connection is closed (v5: DISCONNECT 0x8E)', async () => {
     const b = await startBroker();
     const old = await RawClient.connect(b.port, 5, { clientId: 'dup-id' });
     const neu = await RawClient.connect(b.port, 5, { clientId: 'dup-id' });
@@ -456,7 +456,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.4-3] 3.1.1 session takeover closes the old connection', async () => {
+  test('[MQTT-3.1.4-2] 3.1.1 session takeover closes the old connection', async () => {
     const b = await startBroker();
     const old = await RawClient.connect(b.port, 4, { clientId: 'dup4' });
     const neu = await RawClient.connect(b.port, 4, { clientId: 'dup4' });
@@ -465,7 +465,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.2.2-1] [MQTT-3.1.2-4] clean session: session present is 0', async () => {
+  test('[MQTT-3.2.2-1] [MQTT-3.1.2-6] (v5 [MQTT-3.2.2-2] [MQTT-3.1.2-4]) clean session: session present is 0', async () => {
     const b = await startBroker();
     const c = await RawClient.open(b.port, 4);
     c.send({
@@ -482,7 +482,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.2.2-2] [MQTT-3.1.2-6] CleanSession=0 resumes the session: session present is 1, subscriptions kept', async () => {
+  test('[MQTT-3.2.2-2] [MQTT-3.1.2-4] (v5 [MQTT-3.2.2-3] [MQTT-3.1.2-5]) CleanSession=0 resumes the session: session present is 1, subscriptions kept', async () => {
     const b = await startBroker();
     const c1 = await client(b.port, { clientId: 'persist', clean: false });
     await c1.subscribeAsync('p/#', { qos: 1 });
@@ -497,7 +497,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.2-24] no packet within 1.5 x Keep Alive closes the connection (v5: DISCONNECT 0x8D)', async () => {
+  test('[MQTT-3.1.2-24] (v5 [MQTT-3.1.2-22]) no packet within 1.5 x Keep Alive closes the connection (v5: DISCONNECT 0x8D)', async () => {
     const b = await startBroker();
     const c = await RawClient.connect(b.port, 5, { keepalive: 1 });
     const started = Date.now();
@@ -520,14 +520,14 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.4-?] a connection that sends no CONNECT in time is closed', async () => {
+  test('a connection that sends no CONNECT in time is closed (a SHOULD, no clause id)', async () => {
     const b = await startBroker({ limits: { connectTimeoutMs: 200 } });
     const c = await RawClient.open(b.port);
     assert.deepEqual(await c.closedByBroker(2000), []);
     await b.close();
   });
 
-  test('[MQTT-3.2.2-5] refused CONNECT: 3.1.1 CONNACK return code 5/4, then close', async () => {
+  test('[MQTT-3.2.2-4] [MQTT-3.2.2-5] refused CONNECT: 3.1.1 CONNACK return code 5/4, then close', async () => {
     const b = await startBroker({
       hooks: {
         authenticate: ({ connect }) =>
@@ -558,7 +558,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.2.2-6] v5 refused CONNECT carries the reason code and reason string', async () => {
+  test('[MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.2.2-8] v5 refused CONNECT carries the reason code and reason string', async () => {
     const refused: unknown[] = [];
     const b = await startBroker({
       hooks: {
@@ -582,7 +582,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.3-7] v5 empty client id: the assigned client identifier is returned in CONNACK', async () => {
+  test('[MQTT-3.1.3-6] [MQTT-3.1.3-7] [MQTT-3.2.2-16] v5 empty client id: the assigned client identifier is returned in CONNACK', async () => {
     const b = await startBroker({
       hooks: { authenticate: () => ({ ok: true, principal: 'p', assignedClientId: 'device-42' }) },
     });
@@ -603,7 +603,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.2.2-?] v5 CONNACK announces the server limits and capabilities', async () => {
+  test('v5 §3.2.2.3 CONNACK announces the server limits and capabilities', async () => {
     const b = await startBroker({
       limits: { receiveMaximum: 10, maxPacketSize: 9999, topicAliasMaximum: 3, keepAliveMax: 30 },
     });
@@ -663,7 +663,7 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
-  test('[MQTT-3.14.2-?] v5 DISCONNECT 0x04 publishes the will', async () => {
+  test('[MQTT-3.1.2-8] v5 DISCONNECT 0x04 (§3.14.2.1) publishes the will', async () => {
     const b = await startBroker();
     const watcher = await client(b.port, { clientId: 'watcher' });
     const rx = collect(watcher);
@@ -739,7 +739,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-4.6.0-?] messages are routed in the order received even when onPublish settles out of order', async () => {
+  test('[MQTT-4.6.0-5] [MQTT-4.6.0-6] messages are routed in the order received even when onPublish settles out of order', async () => {
     let i = 0;
     const b = await startBroker({ hooks: { onPublish: () => sleep([120, 0, 60][i++ % 3]!) } });
     const sub = await client(b.port, { clientId: 'ord-sub' });
@@ -793,7 +793,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.5-?] v5 onPublish rejection with mqttReasonCode is returned in the PUBACK; QoS 0 gets DISCONNECT', async () => {
+  test('[MQTT-3.4.2-1] v5 onPublish rejection with mqttReasonCode is returned in the PUBACK; QoS 0 gets DISCONNECT', async () => {
     const b = await startBroker({
       hooks: {
         onPublish: async () => {
@@ -828,7 +828,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.9.3-?] SUBACK per-filter authorization: 0x80 in 3.1.1, 0x87 in v5', async () => {
+  test('[MQTT-3.9.3-1] [MQTT-3.9.3-2] SUBACK per-filter authorization: 0x80 in 3.1.1, 0x87 in v5', async () => {
     const b = await startBroker({
       hooks: {
         authorizeSubscribe: async (_c, f) =>
@@ -854,7 +854,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.10.4-5] v5 UNSUBACK reports 0x11 for a filter that was not subscribed', async () => {
+  test('[MQTT-3.10.4-5] [MQTT-3.11.3-2] v5 UNSUBACK reports 0x11 for a filter that was not subscribed', async () => {
     const b = await startBroker();
     const c = await RawClient.connect(b.port, 5);
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/b', qos: 0 }] });
@@ -867,7 +867,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.10.4-1] after UNSUBSCRIBE no more messages are delivered for the filter', async () => {
+  test('[MQTT-3.10.4-1] [MQTT-3.10.4-2] after UNSUBSCRIBE no more messages are delivered for the filter', async () => {
     const b = await startBroker();
     const sub = await client(b.port, { clientId: 'uns' });
     const rx = collect(sub);
@@ -899,7 +899,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-4.7.1-2] "sport/#" also matches "sport"; "+" matches exactly one level', async () => {
+  test('[MQTT-4.7.1-2] [MQTT-4.7.1-3] (v5 [MQTT-4.7.1-1] [MQTT-4.7.1-2]) "sport/#" also matches "sport"; "+" matches exactly one level', async () => {
     const b = await startBroker();
     const sub = await client(b.port, { clientId: 'sport' });
     const rx = collect(sub);
@@ -917,7 +917,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.5-1] overlapping subscriptions: one delivery at the highest granted QoS', async () => {
+  test('[MQTT-3.3.5-1] (v5 [MQTT-3.3.4-2]) overlapping subscriptions: one delivery at the highest granted QoS', async () => {
     const b = await startBroker();
     const sub = await client(b.port, { clientId: 'overlap' });
     const rx = collect(sub);
@@ -932,7 +932,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.1-8] [MQTT-3.3.1-9] retained message: RETAIN set for a new subscription, cleared on live forwarding', async () => {
+  test('[MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.3.1-9] (v5 [MQTT-3.3.1-12]) retained message: RETAIN set for a new subscription, cleared on live forwarding', async () => {
     const b = await startBroker();
     const pub = await client(b.port, { clientId: 'r-pub' });
     await pub.publishAsync('r/t', 'kept', { qos: 1, retain: true });
@@ -950,7 +950,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.1-10] a retained message with an empty payload removes the retained message', async () => {
+  test('[MQTT-3.3.1-10] [MQTT-3.3.1-11] (v5 [MQTT-3.3.1-6] [MQTT-3.3.1-7]) a retained message with an empty payload removes the retained message', async () => {
     const b = await startBroker();
     const pub = await client(b.port, { clientId: 'r0-pub' });
     await pub.publishAsync('r0/t', 'kept', { qos: 1, retain: true });
@@ -964,7 +964,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.1-?] v5 Retain Handling 1 sends retained only for a new subscription, 2 never', async () => {
+  test('[MQTT-3.3.1-10] [MQTT-3.3.1-11] v5 Retain Handling 1 sends retained only for a new subscription, 2 never', async () => {
     const b = await startBroker();
     await b.broker.publish({ topic: 'rh/t', payload: 'kept', retain: true });
     const sub = await client(b.port, { clientId: 'rh', protocolVersion: 5 });
@@ -1016,7 +1016,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.4-3] v5 subscription identifiers are sent with matching messages', async () => {
+  test('[MQTT-3.3.4-3] [MQTT-3.3.4-4] v5 subscription identifiers are sent with matching messages', async () => {
     const b = await startBroker();
     const c = await client(b.port, { clientId: 'sid', protocolVersion: 5 });
     const rx = collect(c);
@@ -1030,7 +1030,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.2-6] v5 message expiry: the remaining interval is forwarded; expired messages are not delivered', async () => {
+  test('[MQTT-3.3.2-5] [MQTT-3.3.2-6] v5 message expiry: the remaining interval is forwarded; expired messages are not delivered', async () => {
     const b = await startBroker();
     const sub = await client(b.port, {
       clientId: 'exp',
@@ -1061,7 +1061,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.2-?] v5 response topic, correlation data, content type and user properties pass through', async () => {
+  test('[MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20] v5 response topic, correlation data, content type and user properties pass through', async () => {
     const b = await startBroker();
     const sub = await client(b.port, { clientId: 'rr-sub', protocolVersion: 5 });
     const rx = collect(sub);
@@ -1088,7 +1088,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-4.8.2-?] v5 shared subscription: each message goes to one member of the group', async () => {
+  test('[MQTT-4.8.2-1] v5 shared subscription: each message goes to one member of the group (§4.8.2)', async () => {
     const b = await startBroker();
     const a = await client(b.port, { clientId: 'sh-a', protocolVersion: 5 });
     const c = await client(b.port, { clientId: 'sh-b', protocolVersion: 5 });
@@ -1105,7 +1105,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-4.3.3-?] QoS 2: a re-sent PUBLISH with the same packet id before PUBREL is delivered once', async () => {
+  test('[MQTT-4.3.3-2] (v5 [MQTT-4.3.3-10]) QoS 2: a re-sent PUBLISH with the same packet id before PUBREL is delivered once', async () => {
     const b = await startBroker();
     const sub = await client(b.port, { clientId: 'q2-sub' });
     const rx = collect(sub);
@@ -1202,7 +1202,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.2-23] v5 the session is discarded after the session expiry interval', async () => {
+  test('[MQTT-3.1.2-23] [MQTT-4.1.0-2] v5 the session is kept, then discarded after the session expiry interval', async () => {
     const b = await startBroker();
     const c = await client(b.port, {
       clientId: 'sexp',
@@ -1228,7 +1228,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.1.2-25] v5 a message larger than the client Maximum Packet Size is not sent to it', async () => {
+  test('[MQTT-3.1.2-24] [MQTT-3.1.2-25] v5 a message larger than the client Maximum Packet Size is not sent to it', async () => {
     const b = await startBroker();
     const small = await client(b.port, {
       clientId: 'small',
@@ -1246,7 +1246,7 @@ describe('publish, subscribe and delivery', () => {
     await b.close();
   });
 
-  test('[MQTT-3.3.2-?] v5 the broker uses topic aliases towards clients that allow them', async () => {
+  test('[MQTT-3.3.2-11] [MQTT-3.1.2-26] v5 the broker uses topic aliases towards clients that allow them', async () => {
     const b = await startBroker();
     const c = await RawClient.connect(b.port, 5, { properties: { topicAliasMaximum: 2 } });
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'al/#', qos: 0 }] });
