@@ -16,7 +16,15 @@ import { makeCerts } from './lib/certs.ts';
 import { summariseProfile } from './lib/cpuprofile.ts';
 import type { ProfileSummary } from './lib/cpuprofile.ts';
 import { Generator } from './lib/generator.ts';
-import { cores, hasCommand, killAllChildren, pinSelf, setNiceness } from './lib/proc.ts';
+import {
+  coreBusy,
+  cores,
+  hasCommand,
+  killAllChildren,
+  pinSelf,
+  schedulingLabel,
+  setScheduling,
+} from './lib/proc.ts';
 import { formatFigures } from './lib/report.ts';
 import type { BrokerKind, Figure, RunningBroker, Suite, SuiteContext } from './lib/types.ts';
 
@@ -36,8 +44,10 @@ Options:
   --only a,b           run only these suites (see --list)
   --brokers a,b        bulwark and/or mosquitto (default: both; Mosquitto is skipped if not installed)
   --profile            run the Bulwark broker with --cpu-prof and print its hot spots
-  --nice=N             run brokers and load processes at niceness N (e.g. --nice=-10 on a shared machine;
-                       needs root or CAP_SYS_NICE; other work on the machine then gets less CPU)
+  --rt                 run brokers and load processes with SCHED_RR (chrt): on a machine where other
+                       work keeps the cores busy, the only way to measure the broker rather than the
+                       scheduler (needs root or CAP_SYS_NICE; that other work gets ~5 % meanwhile)
+  --nice=N             run them at niceness N instead (helps less: see docs/performance.md)
   --out FILE           write the JSON there instead of bench/results/<timestamp>.json
   --list               list the suites and exit
   -h, --help           this text
@@ -105,6 +115,7 @@ async function main(): Promise<number> {
       brokers: { type: 'string' },
       profile: { type: 'boolean', default: false },
       nice: { type: 'string', default: '0' },
+      rt: { type: 'boolean', default: false },
       out: { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -157,8 +168,19 @@ async function main(): Promise<number> {
     console.error('bench: --nice takes an integer from -20 to 19');
     return 2;
   }
-  if (nice !== 0 && !setNiceness(nice)) {
-    console.error(`bench: not allowed to run at niceness ${nice} (needs root or CAP_SYS_NICE)`);
+  if (values.rt && nice !== 0) {
+    console.error('bench: --rt and --nice exclude each other');
+    return 2;
+  }
+  const sched = values.rt
+    ? ({ kind: 'rt', priority: 10 } as const)
+    : nice !== 0
+      ? ({ kind: 'nice', value: nice } as const)
+      : ({ kind: 'normal' } as const);
+  if (!setScheduling(sched)) {
+    console.error(
+      `bench: not allowed to change scheduling (${values.rt ? '--rt' : '--nice'} needs root or CAP_SYS_NICE)`,
+    );
     return 2;
   }
   const pinned = cores >= 2 && hasCommand('taskset');
@@ -202,6 +224,16 @@ async function main(): Promise<number> {
     log(
       `bench ${runId}: suites ${selected.map((s) => s.name).join(', ')}; brokers ${brokers.join(', ')}${values.quick ? ' (quick)' : ''}`,
     );
+    const busyBefore = await coreBusy(1000);
+    log(
+      `scheduling: ${schedulingLabel()}; cores busy before the run: ${busyBefore.map((b) => `${b} %`).join(', ')}`,
+    );
+    if (!values.rt && busyBefore.some((b) => b > 20)) {
+      log(
+        '⚠ other work is using the cores: wake-up latency will be measured along with the brokers ' +
+          '(consider --rt, see docs/performance.md)',
+      );
+    }
     log('making the test PKI (ECDSA P-256 CA, server and 165 client certificates)…');
     const certs = await makeCerts(join(tmp, 'certs'), [...publishers, reader, ...fleet]);
 
@@ -297,8 +329,14 @@ async function main(): Promise<number> {
       runId,
       startedAt: started.toISOString(),
       seconds,
-      options: { quick: values.quick, only: values.only ?? null, brokers, profile: values.profile, nice },
-      machine: { ...machine(), loadAverageAtEnd: loadavg(), pinned },
+      options: {
+        quick: values.quick,
+        only: values.only ?? null,
+        brokers,
+        profile: values.profile,
+        scheduling: schedulingLabel(),
+      },
+      machine: { ...machine(), loadAverageAtEnd: loadavg(), pinned, coresBusyBeforeRun: busyBefore },
       figures,
       suites: results,
       ...(values.profile ? { profiles } : {}),

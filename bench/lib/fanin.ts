@@ -94,10 +94,11 @@ export interface FaninResult {
 }
 
 /** Offered rates stepped through; one more step halfway narrows the answer after the first failure. */
-export function rates(qos: 0 | 1): number[] {
+export function rates(qos: 0 | 1, quick: boolean): number[] {
+  if (quick) return qos === 0 ? [10_000, 30_000, 60_000, 90_000, 120_000] : [10_000, 20_000, 40_000, 60_000];
   return qos === 0
-    ? [5000, 10_000, 20_000, 35_000, 50_000, 65_000, 80_000, 100_000, 120_000, 150_000]
-    : [5000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000, 65_000, 80_000];
+    ? [5000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 125_000, 150_000]
+    : [5000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000, 65_000];
 }
 
 export function sweepOptions(ctx: SuiteContext): SweepOptions {
@@ -108,6 +109,7 @@ export function sweepOptions(ctx: SuiteContext): SweepOptions {
     latencySeconds: ctx.quick ? 3 : 5,
     log: (m) => ctx.log(`  ${m}`),
     pause: sleep,
+    retryFailures: !ctx.quick,
   };
 }
 
@@ -163,7 +165,7 @@ export async function faninAll(ctx: SuiteContext, qos: 0 | 1): Promise<Record<st
       setups.push(await connectFanin(ctx, broker, broker.target, publisherSpecs(ctx), qos, true));
     }
     const sweeps = await sweep(
-      { ...sweepOptions(ctx), rates: rates(qos) },
+      { ...sweepOptions(ctx), rates: rates(qos, ctx.quick) },
       setups.map((s) => contestant(s.broker.kind, shortName[s.broker.kind], s, qos, 'delivered')),
     );
     const out: Record<string, FaninResult> = {};

@@ -20,6 +20,8 @@ export interface Second {
   ackLatency: Histogram;
   brokerCpu: number;
   loadCpu: number;
+  /** Percent of the second the broker's main thread was runnable but not running (others had its core). */
+  brokerWait: number;
   /** Busy percent of each core, whoever used it (other work on the machine shows here). */
   corePct: number[];
   brokerRssMB: number;
@@ -50,6 +52,8 @@ export interface CpuSample {
   /** CPU percent per process group (100 = one core). */
   pct: Record<string, number>;
   cpuSec: Record<string, number>;
+  /** Percent of the second the group's main threads waited for a CPU while runnable. */
+  waitPct: Record<string, number>;
   corePct: number[];
   rssMB: number;
 }
@@ -82,6 +86,7 @@ export class SecondSampler {
             this.samples[this.#k - 1] = {
               pct: lap.pct,
               cpuSec: lap.cpuSec,
+              waitPct: lap.waitPct,
               corePct: lap.corePct,
               rssMB: memory(this.#rssPid).rssKB / 1024,
             };
@@ -149,6 +154,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadRun> {
         ackLatency: p ? Histogram.fromSparse(p.ackLatency) : new Histogram(),
         brokerCpu: c?.pct.broker ?? NaN,
         loadCpu: c?.pct.load ?? NaN,
+        brokerWait: c?.waitPct.broker ?? NaN,
         corePct: c?.corePct ?? [],
         brokerRssMB: c?.rssMB ?? NaN,
         closes: (p?.closes ?? 0) + (s?.closes ?? 0),
@@ -183,16 +189,16 @@ export interface StepResult {
   core1: number;
   brokerRssMB: number;
   /**
-   * Busy time on a core not used by our processes (other work on a shared machine), percent. Softirq
-   * work for our own sockets shows up here too, a few percent.
+   * Percent of the time the broker's main thread was ready to run but another task had its core
+   * (schedstat run_delay): other work on a shared machine, or the broker's own helper threads.
    */
-  foreign: number;
+  brokerWait: number;
   held: boolean;
   why: string;
 }
 
-/** Percent of a core taken by others above which a failed (or latency) step is run again rather than believed. */
-export const FOREIGN_LIMIT = 15;
+/** Broker wait (percent) above which a failed step, or the latency step, is run again rather than believed. */
+export const WAIT_LIMIT = 5;
 
 const avg = (xs: number[]): number => {
   const v = xs.filter((x) => Number.isFinite(x));
@@ -239,7 +245,7 @@ export function evaluate(
   const loadCpu = avg(m.map((s) => s.loadCpu));
   const core0 = avg(m.map((s) => s.corePct[0] ?? NaN));
   const core1 = avg(m.map((s) => s.corePct[1] ?? NaN));
-  const foreign = Math.max(0, core0 - brokerCpu, core1 - loadCpu);
+  const brokerWait = avg(m.map((s) => s.brokerWait));
   return {
     rate,
     seconds: secs.length,
@@ -257,7 +263,7 @@ export function evaluate(
     core0: r1(core0),
     core1: r1(core1),
     brokerRssMB: r1(avg(m.map((s) => s.brokerRssMB))),
-    foreign: r1(foreign),
+    brokerWait: r1(brokerWait),
     held: reasons.length === 0,
     why: reasons.join('; '),
   };
@@ -294,6 +300,8 @@ export interface SweepOptions {
   log(message: string): void;
   /** Re-runs allowed per contestant for steps disturbed by other work on the machine. */
   maxDisturbed?: number;
+  /** Run an undisturbed failed step once more before believing it (default true). */
+  retryFailures?: boolean;
 }
 
 function stepLine(label: string, s: StepResult): string {
@@ -301,7 +309,7 @@ function stepLine(label: string, s: StepResult): string {
     `${label.padEnd(10)} ${String(s.rate).padStart(7)}/s → ${String(s.completed).padStart(7)}/s ` +
     `p50 ${s.p50ms ?? '-'} ms p99 ${s.p99ms ?? '-'} ms, broker CPU ${s.brokerCpu} %, load CPU ${s.loadCpu} %` +
     (s.held ? '' : `  ✗ ${s.why}`) +
-    (s.foreign > FOREIGN_LIMIT ? ` [others took ${s.foreign} % of a core]` : '')
+    (s.brokerWait > WAIT_LIMIT ? ` [broker waited for its core ${s.brokerWait} % of the time]` : '')
   );
 }
 
@@ -333,7 +341,7 @@ export async function sweep(
     maxHeld: 0,
     failed: undefined,
     latency: undefined,
-    disturbedLeft: o.maxDisturbed ?? 3,
+    disturbedLeft: o.maxDisturbed ?? 2,
     reruns: 0,
   }));
   const once = async (st: State, rate: number): Promise<StepResult> => {
@@ -346,13 +354,15 @@ export async function sweep(
   };
   const step = async (st: State, rate: number): Promise<StepResult> => {
     let s = await once(st, rate);
-    let retried = false;
+    let retried = o.retryFailures === false;
     for (;;) {
-      const noisy = s.foreign > FOREIGN_LIMIT && (!s.held || rate === o.latencyRate);
+      const noisy = s.brokerWait > WAIT_LIMIT && (!s.held || rate === o.latencyRate);
       if (noisy && st.disturbedLeft > 0) {
         st.disturbedLeft--;
         st.reruns++;
-        o.log(`  ${st.c.label}: other work took ${s.foreign} % of a core, running the step again`);
+        o.log(
+          `  ${st.c.label}: the broker waited for its core ${s.brokerWait} % of the time, running the step again`,
+        );
       } else if (!s.held && !retried) retried = true;
       else return s;
       await o.pause(noisy ? 3000 : 1500);

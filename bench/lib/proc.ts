@@ -29,25 +29,40 @@ export const cores = (() => {
 
 const canPin = hasCommand('taskset') && cores >= 2;
 
-/** Niceness for every process the bench starts (0 = inherit); see setNiceness. */
-let niceness = 0;
+/** How the measured processes are scheduled; see setScheduling. */
+let scheduling: { kind: 'normal' } | { kind: 'nice'; value: number } | { kind: 'rt'; priority: number } = {
+  kind: 'normal',
+};
 
 /**
- * Runs the measured processes (brokers, load processes, this one) at another niceness: a negative one
- * keeps other work on a shared machine from taking the broker's core in the middle of a step. Needs
- * root or CAP_SYS_NICE; returns false when not allowed.
+ * How the measured processes (brokers, load processes, this one) are scheduled. On a machine where
+ * other work keeps the cores busy, a woken broker waits for the running task's time slice (several
+ * ms) before it can answer, even at nice -20 (EEVDF): handshake rates and latencies then measure the
+ * scheduler, not the broker. `rt` (SCHED_RR) makes our processes preempt other work at once; the
+ * kernel's RT throttling still leaves 5 % of each core to everything else. Needs root/CAP_SYS_NICE.
  */
-export function setNiceness(n: number): boolean {
-  if (n === 0) return true;
-  const r = spawnSync('nice', ['-n', String(n), 'true']);
-  if (r.status !== 0 || `${r.stderr?.toString() ?? ''}`.includes('cannot set niceness')) return false;
-  try {
-    setPriority(process.pid, n);
-  } catch {
-    return false;
+export function setScheduling(s: typeof scheduling): boolean {
+  if (s.kind === 'normal') return true;
+  if (s.kind === 'nice') {
+    try {
+      setPriority(process.pid, s.value);
+    } catch {
+      return false;
+    }
+  } else {
+    // All threads of this process (the orchestrator); children get chrt(1) at spawn.
+    const r = spawnSync('chrt', ['-a', '-r', '-p', String(s.priority), String(process.pid)]);
+    if (r.status !== 0) return false;
   }
-  niceness = n;
+  scheduling = s;
   return true;
+}
+
+/** The current scheduling, for the results file. */
+export function schedulingLabel(): string {
+  if (scheduling.kind === 'nice') return `nice ${scheduling.value}`;
+  if (scheduling.kind === 'rt') return `SCHED_RR priority ${scheduling.priority}`;
+  return 'normal (SCHED_OTHER, nice 0)';
 }
 
 /** Pins a running process (all its threads) to one core. */
@@ -100,8 +115,9 @@ export function spawnPinned(name: string, cmd: string, args: string[], opts: Spa
   const pinned = canPin && opts.cpu !== undefined;
   let argv = [cmd, ...args];
   if (pinned) argv = ['taskset', '-c', String(opts.cpu), ...argv];
-  // Through nice(1), so that every thread of the process has the niceness from the start.
-  if (niceness !== 0) argv = ['nice', '-n', String(niceness), ...argv];
+  // Niceness is inherited from this process; a real-time policy is given with chrt(1), so that every
+  // thread of the child has it from the start.
+  if (scheduling.kind === 'rt') argv = ['chrt', '-r', String(scheduling.priority), ...argv];
   const file = argv.shift()!;
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
   if (opts.ipc) stdio.push('ipc');
@@ -222,6 +238,19 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * Seconds the main thread of a process spent runnable but waiting for a CPU (schedstat run_delay):
+ * the time other work on its core took from it. NaN when unavailable.
+ */
+export function runDelaySeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
+    return Number(f[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 /** VmRSS and VmHWM in KiB. */
 export function memory(pid: number): { rssKB: number; hwmKB: number } {
   try {
@@ -231,6 +260,17 @@ export function memory(pid: number): { rssKB: number; hwmKB: number } {
   } catch {
     return { rssKB: NaN, hwmKB: NaN };
   }
+}
+
+/** Percent of each core busy over `ms` (whoever used it): how busy the machine is before we start. */
+export async function coreBusy(ms: number): Promise<number[]> {
+  const a = coreTimes();
+  await sleep(ms);
+  const b = coreTimes();
+  return b.map((c, i) => {
+    const p = a[i];
+    return p && c.total > p.total ? Math.round((100 * (c.busy - p.busy)) / (c.total - p.total)) : NaN;
+  });
 }
 
 /** Busy and total jiffies per core from /proc/stat. */
@@ -247,36 +287,56 @@ export function coreTimes(): { busy: number; total: number }[] {
   return out;
 }
 
+interface MeterReading {
+  t: number;
+  cpu: Record<string, number>;
+  wait: Record<string, number>;
+  cores: { busy: number; total: number }[];
+}
+
 /**
  * Measures CPU use of some processes and of each core between two calls of `lap()`: percent of one
  * core (100 = one core fully busy).
  */
 export class CpuMeter {
   readonly #pids: Record<string, number[]>;
-  #last: { t: number; cpu: Record<string, number>; cores: { busy: number; total: number }[] };
+  #last: MeterReading;
 
   constructor(pids: Record<string, number[]>) {
     this.#pids = pids;
     this.#last = this.#read();
   }
 
-  #read(): { t: number; cpu: Record<string, number>; cores: { busy: number; total: number }[] } {
+  #read(): MeterReading {
     const cpu: Record<string, number> = {};
+    const wait: Record<string, number> = {};
     for (const [k, list] of Object.entries(this.#pids)) {
       cpu[k] = list.reduce((a, p) => a + cpuSeconds(p), 0);
+      wait[k] = list.reduce((a, p) => a + runDelaySeconds(p), 0);
     }
-    return { t: performance.now(), cpu, cores: coreTimes() };
+    return { t: performance.now(), cpu, wait, cores: coreTimes() };
   }
 
-  /** CPU percent per group and per core since the previous lap, and CPU seconds used. */
-  lap(): { seconds: number; pct: Record<string, number>; cpuSec: Record<string, number>; corePct: number[] } {
+  /**
+   * Since the previous lap: CPU percent and seconds per group, percent of the time the groups' main
+   * threads waited for a CPU while runnable, and busy percent per core.
+   */
+  lap(): {
+    seconds: number;
+    pct: Record<string, number>;
+    cpuSec: Record<string, number>;
+    waitPct: Record<string, number>;
+    corePct: number[];
+  } {
     const now = this.#read();
     const dt = (now.t - this.#last.t) / 1000;
     const pct: Record<string, number> = {};
     const cpuSec: Record<string, number> = {};
+    const waitPct: Record<string, number> = {};
     for (const k of Object.keys(now.cpu)) {
       cpuSec[k] = now.cpu[k]! - this.#last.cpu[k]!;
       pct[k] = dt > 0 ? (100 * cpuSec[k]) / dt : NaN;
+      waitPct[k] = dt > 0 ? (100 * (now.wait[k]! - this.#last.wait[k]!)) / dt : NaN;
     }
     const corePct = now.cores.map((c, i) => {
       const p = this.#last.cores[i];
@@ -284,7 +344,7 @@ export class CpuMeter {
       return (100 * (c.busy - p.busy)) / (c.total - p.total);
     });
     this.#last = now;
-    return { seconds: dt, pct, cpuSec, corePct };
+    return { seconds: dt, pct, cpuSec, waitPct, corePct };
   }
 }
 

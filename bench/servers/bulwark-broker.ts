@@ -121,7 +121,18 @@ server.listen(Number(values.port), values.host, () => {
 });
 
 process.on('message', (m: unknown) => {
-  if (m === 'metrics') process.send?.({ metrics: { ...broker.metrics } });
+  if (m === 'metrics') {
+    const mem = process.memoryUsage();
+    process.send?.({
+      metrics: {
+        ...broker.metrics,
+        heapUsedMB: mem.heapUsed / 2 ** 20,
+        heapTotalMB: mem.heapTotal / 2 ** 20,
+        externalMB: mem.external / 2 ** 20,
+        arrayBuffersMB: mem.arrayBuffers / 2 ** 20,
+      },
+    });
+  }
 });
 
 let closing = false;

@@ -26,7 +26,8 @@ interface HandshakeResult {
   perBrokerCore: number | null;
   connectP50ms: number | null;
   connectP99ms: number | null;
-  foreign: number;
+  /** Percent of the time the broker waited for its core (other work on the machine). */
+  brokerWait: number;
   firstError?: string;
 }
 
@@ -80,8 +81,7 @@ async function measure(
     const loadSec = samples.reduce((a, s) => a + (s.cpuSec.load ?? 0), 0);
     const hist = new Histogram();
     for (const t of measured) hist.merge(t.latency);
-    const core0 = samples.reduce((a, s) => a + (s.corePct[0] ?? 0), 0) / Math.max(1, n);
-    const core1 = samples.reduce((a, s) => a + (s.corePct[1] ?? 0), 0) / Math.max(1, n);
+    const wait = samples.reduce((a, s) => a + (s.waitPct.broker ?? 0), 0) / Math.max(1, n);
     const res: HandshakeResult = {
       broker: broker.label,
       mode,
@@ -96,16 +96,15 @@ async function measure(
       perBrokerCore: brokerSec > 0 ? Math.round(completed / brokerSec) : null,
       connectP50ms: ms(hist.quantile(0.5)),
       connectP99ms: ms(hist.quantile(0.99)),
-      foreign: round(
-        Math.max(0, core0 - (100 * brokerSec) / Math.max(1, n), core1 - (100 * loadSec) / Math.max(1, n)),
-      ),
+      brokerWait: round(wait),
       ...(r.firstError ? { firstError: r.firstError } : {}),
     };
     ctx.log(
       `  ${broker.kind.padEnd(10)} ${mode.padEnd(8)} ${res.wallPerSecond}/s wall, broker ${res.brokerCpuPct} % CPU ` +
         `= ${res.perBrokerCore ?? '-'}/s per broker core (${res.brokerMsPerConnection ?? '-'} ms each), ` +
         `load ${res.loadCpuPct} %, resumed ${Math.round(res.resumedShare * 100)} %, ` +
-        `p50 ${res.connectP50ms ?? '-'} ms${failed ? `, ${failed} failed (${r.firstError ?? ''})` : ''}`,
+        `p50 ${res.connectP50ms ?? '-'} ms${failed ? `, ${failed} failed (${r.firstError ?? ''})` : ''}` +
+        (res.brokerWait > 5 ? ` [broker waited for its core ${res.brokerWait} % of the time]` : ''),
     );
     return res;
   } finally {

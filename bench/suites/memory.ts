@@ -17,16 +17,28 @@ interface Level {
   brokerMsPerConnection: number | null;
   loadCpuPct: number;
   failed: number;
+  /** Bulwark only: the Node process's own view (JS heap, memory outside it). */
+  node?: { heapUsedMB: number; externalMB: number; arrayBuffersMB: number };
 }
 
 interface MemoryResult {
   broker: string;
   baselineMB: number;
+  baselineNode?: Level['node'];
   levels: Level[];
   afterCloseMB: number | null;
 }
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+function nodeMemory(m: Record<string, number> | undefined): Level['node'] {
+  if (m?.heapUsedMB === undefined) return undefined;
+  return {
+    heapUsedMB: round(m.heapUsedMB),
+    externalMB: round(m.externalMB ?? NaN),
+    arrayBuffersMB: round(m.arrayBuffersMB ?? NaN),
+  };
+}
 
 async function settledRss(b: RunningBroker): Promise<number> {
   // The lowest of a few samples: a connection's last writes and GC can leave RSS briefly higher.
@@ -96,6 +108,7 @@ async function measure(
   try {
     await sleep(1000);
     const baselineMB = await settledRss(b);
+    const baselineNode = nodeMemory(await b.metrics?.());
     ctx.log(`  ${kind}: baseline RSS ${round(baselineMB)} MB`);
     const out: Level[] = [];
     let have = 0;
@@ -115,6 +128,8 @@ async function measure(
         loadCpuPct: round(r.loadPct),
         failed: r.failed,
       };
+      const node = nodeMemory(await b.metrics?.());
+      if (node) level.node = node;
       out.push(level);
       ctx.log(
         `  ${kind}: ${have} idle connections, RSS ${level.rssMB} MB → ${level.kbPerConnection} KB each ` +
@@ -126,7 +141,13 @@ async function measure(
     await Promise.all(gens.map((g) => g.request({ type: 'close' }, 30_000)));
     await sleep(2000);
     const afterCloseMB = round(b.rssKB() / 1024);
-    return { broker: b.label, baselineMB: round(baselineMB), levels: out, afterCloseMB };
+    return {
+      broker: b.label,
+      baselineMB: round(baselineMB),
+      ...(baselineNode ? { baselineNode } : {}),
+      levels: out,
+      afterCloseMB,
+    };
   } finally {
     await Promise.all(gens.map((g) => g.stop()));
     await b.stop();
