@@ -20,7 +20,6 @@ import {
   offlineKey,
   pending,
   recordingMessaging,
-  release,
   signPending,
   uploadArtifact,
   type OfflineKey,

@@ -127,15 +127,22 @@ export class OtaAgent extends EventEmitter<OtaEvents> {
   async start(): Promise<void> {
     if (this.#started) throw new Error('start() was already called');
     this.#started = true;
-    await mkdir(join(this.#dir, 'metadata'), { recursive: true, mode: 0o700 });
-    await mkdir(join(this.#dir, 'targets'), { recursive: true, mode: 0o700 });
-    const root = join(this.#dir, 'metadata', 'root.json');
-    // The trusted root is only written once: later roots come through the signed rotation chain.
-    if (!existsSync(root)) await writeFile(root, this.#o.trustedRoot, { mode: 0o600 });
+    await this.#prepare();
     await this.#resumeAfterReboot();
     await this.#o.messaging.subscribe(topics.otaNotify(this.#o.deviceId), (payload) =>
       this.#onNotice(payload),
     );
+  }
+
+  #prepared: Promise<void> | undefined;
+  #prepare(): Promise<void> {
+    return (this.#prepared ??= (async () => {
+      await mkdir(join(this.#dir, 'metadata'), { recursive: true, mode: 0o700 });
+      await mkdir(join(this.#dir, 'targets'), { recursive: true, mode: 0o700 });
+      const root = join(this.#dir, 'metadata', 'root.json');
+      // The trusted root is written once: later roots come only through the signed rotation chain.
+      if (!existsSync(root)) await writeFile(root, this.#o.trustedRoot, { mode: 0o600 });
+    })());
   }
 
   close(): void {
@@ -216,6 +223,7 @@ export class OtaAgent extends EventEmitter<OtaEvents> {
       await report('failed', { reason: reason.slice(0, 256) });
       return { state: 'failed', reason };
     };
+    await this.#prepare();
     const installed = await this.#o.installer.version();
     let target: OtaTarget;
     let file: string;
