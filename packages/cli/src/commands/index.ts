@@ -5,6 +5,7 @@ import { auditCommands } from './audit.ts';
 import { certCommands } from './cert.ts';
 import { deviceCommands } from './device.ts';
 import { loginCommands } from './login.ts';
+import { simulateCommands } from './simulate.ts';
 import { startCommands } from './start.ts';
 import { telemetryCommands } from './telemetry.ts';
 
@@ -14,5 +15,6 @@ export const commands: readonly Command[] = [
   ...certCommands,
   ...telemetryCommands,
   ...auditCommands,
+  ...simulateCommands,
   ...startCommands,
 ];
