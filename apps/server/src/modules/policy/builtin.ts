@@ -136,6 +136,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'certs:read',
           'telemetry:read',
           'audit:read',
+          'metrics:read',
           'policies:read',
           'fleets:read',
           'groups:read',
