@@ -31,14 +31,18 @@ function mimeBase64(b64: string): string {
 
 function peerCertificates(req: FastifyRequest): { cert?: X509Certificate; chain: X509Certificate[] } {
   const socket = req.raw.socket as TLSSocket;
-  if (typeof socket.getPeerX509Certificate !== 'function') return { chain: [] };
-  const cert = socket.getPeerX509Certificate();
-  if (!cert) return { chain: [] };
+  if (typeof socket.getPeerCertificate !== 'function') return { chain: [] };
+  // getPeerCertificate(true) first and only: after getPeerX509Certificate() node no longer links
+  // the issuer certificates the client sent (observed on Node 24).
+  type Peer = { raw?: Buffer; issuerCertificate?: Peer };
+  const leaf = socket.getPeerCertificate(true) as Peer | undefined;
+  if (!leaf?.raw) return { chain: [] };
+  const cert = new X509Certificate(leaf.raw);
   // The certificates the client sent after its own (intermediates of a manufacturer CA).
   const chain: X509Certificate[] = [];
-  let node = socket.getPeerCertificate(true) as { raw?: Buffer; issuerCertificate?: unknown } | undefined;
-  for (let i = 0; i < MAX_CHAIN && node; i++) {
-    const next = node.issuerCertificate as typeof node | undefined;
+  let node: Peer = leaf;
+  for (let i = 0; i < MAX_CHAIN; i++) {
+    const next = node.issuerCertificate;
     if (!next || next === node || !next.raw) break;
     try {
       chain.push(new X509Certificate(next.raw));
