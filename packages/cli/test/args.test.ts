@@ -147,7 +147,14 @@ describe('usage errors through run()', () => {
       ['telemetry', 'a', '--follow', '--to', '2025-01-01T00:00:00Z'],
       /--follow cannot be combined with --to/,
     ],
-    ['cert list without device', ['cert', 'list'], /missing --device <id>/],
+    [
+      'cert list with a bad expiry window',
+      ['cert', 'list', '--expiring-within', 'soon'],
+      /--expiring-within expects days/,
+    ],
+    ['enroll-code revoke with a bad id', ['enroll-code', 'revoke', 'nope'], /is not an enrollment code id/],
+    ['ca disable with a bad id', ['ca', 'disable', 'issuing:default:1'], /is not an external CA id/],
+    ['ca register without files', ['ca', 'register'], /missing --cert <file>/],
     ['bad serial', ['cert', 'revoke', 'xyz!'], /is not a certificate serial number/],
     [
       'bad revocation reason',

@@ -2,8 +2,10 @@
 
 import type { Command } from '../context.ts';
 import { auditCommands } from './audit.ts';
+import { caCommands } from './ca.ts';
 import { certCommands } from './cert.ts';
 import { deviceCommands } from './device.ts';
+import { enrollmentCommands } from './enrollment.ts';
 import { loginCommands } from './login.ts';
 import { simulateCommands } from './simulate.ts';
 import { startCommands } from './start.ts';
@@ -13,6 +15,8 @@ export const commands: readonly Command[] = [
   ...loginCommands,
   ...deviceCommands,
   ...certCommands,
+  ...enrollmentCommands,
+  ...caCommands,
   ...telemetryCommands,
   ...auditCommands,
   ...simulateCommands,
