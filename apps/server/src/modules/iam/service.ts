@@ -588,6 +588,19 @@ export function createIamService(deps: IamDeps) {
       });
     },
 
+    /** The principal of an active service account of the tenant (webhook owners), or undefined. */
+    async servicePrincipal(tenant: string, id: string): Promise<Principal | undefined> {
+      const a = await store.getAccount(id);
+      if (!a || a.tenant !== tenant || a.kind !== 'service' || a.status !== 'active') return undefined;
+      return principalOf(a);
+    },
+
+    /** Throws ERR_IAM_ESCALATION unless the actor holds everything the account holds. */
+    async requireCoversAccount(actor: Actor, id: string, what: string) {
+      const a = await getAccountIn(actor.tenant, id);
+      requireCovers(actor, principalOf(a), what);
+    },
+
     // ---- roles --------------------------------------------------------------------------------------
 
     listRoles(tenant: string): RoleView[] {
