@@ -19,7 +19,7 @@ for (const backend of backends) {
           await svc.create('t1', `dev-${i}`, { hw: 'rev-b' });
           clock.advance(i % 2);
         }
-        await svc.create('t2', 'dev-0');
+        await svc.create('t2', 'other-0');
         const seen: string[] = [];
         let cursor: string | undefined;
         do {
@@ -36,10 +36,16 @@ for (const backend of backends) {
           svc.get('t1', 'dev-3'),
           (e) => isAppError(e) && e.code === 'ERR_DEVICE_NOT_FOUND',
         );
-        assert.equal(
-          (await svc.get('t2', 'dev-0')).tenant,
-          't2',
-          'same id in another tenant is another device',
+        assert.equal((await svc.get('t2', 'other-0')).tenant, 't2');
+        // Device ids are one namespace platform-wide (MQTT client ids and topics are global): another
+        // tenant cannot register an id in use, so it can never take over or eavesdrop on that device.
+        await assert.rejects(
+          svc.create('t2', 'dev-0'),
+          (e) => isAppError(e) && e.code === 'ERR_DEVICE_EXISTS',
+        );
+        await assert.rejects(
+          svc.get('t2', 'dev-0'),
+          (e) => isAppError(e) && e.code === 'ERR_DEVICE_NOT_FOUND',
         );
         assert.ok(events.includes('disabled:dev-3') && events.includes('deleted:dev-3'));
       } finally {
