@@ -66,6 +66,33 @@ function isThenable<T>(v: unknown): v is PromiseLike<T> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 }
 
+/**
+ * Input bytes one connection may consume per event-loop turn. libuv reads a readable socket up to 32
+ * times (64 KiB each) per readiness, and each chunk is routed before the next: with many publishers
+ * holding megabytes in their sockets, one turn took seconds, the subscribers' sockets were serviced
+ * once per turn and delivery fell to 0 (the open-loop overload stall). Past the budget a connection
+ * stops reading until the next turn, so every socket, writes included, gets its turn.
+ */
+const READ_BUDGET = 32 * 1024;
+/** Event-loop turns, counted by one setImmediate per turn while some connection is reading. */
+let turn = 0;
+let turnCounting = false;
+function nextTurn(): void {
+  turn++;
+  turnCounting = false;
+}
+function currentTurn(): number {
+  if (!turnCounting) {
+    turnCounting = true;
+    setImmediate(nextTurn);
+  }
+  return turn;
+}
+
+function resumeAfterYield(c: Connection<unknown>): void {
+  c.resumeReading();
+}
+
 function uncork(c: Connection<unknown>): void {
   c.corked = false;
   c.stream.uncork();
@@ -114,6 +141,10 @@ export class Connection<P> implements SessionConnection {
   window = 64;
   #blocked = 0;
   #paused = false;
+  /** Out of READ_BUDGET for this turn: reading resumes on the next one. */
+  #yielded = false;
+  #budget = READ_BUDGET;
+  #turn = -1;
   #keepAliveMs = 0;
   #lastSeen = 0;
   #timer: NodeJS.Timeout | undefined = undefined;
@@ -168,7 +199,16 @@ export class Connection<P> implements SessionConnection {
   }
 
   #drain(): void {
-    while (this.#blocked === 0 && !this.#paused && this.state !== 'closed') {
+    while (this.#blocked === 0 && !this.#paused && !this.#yielded && this.state !== 'closed') {
+      if (this.#budget <= 0) {
+        const t = currentTurn();
+        if (t === this.#turn) {
+          this.#yieldTurn();
+          return;
+        }
+        this.#turn = t;
+        this.#budget = READ_BUDGET;
+      }
       let r: ReturnType<PacketReader['next']>;
       try {
         r = this.#reader.next();
@@ -191,6 +231,7 @@ export class Connection<P> implements SessionConnection {
         return;
       }
       this.#lastSeen = this.core.clock.now();
+      this.#budget -= this.#reader.frameSize;
       try {
         this.#onPacket(r);
       } catch (err) {
@@ -212,6 +253,25 @@ export class Connection<P> implements SessionConnection {
     this.#paused = true;
     this.core.metrics.socketPauses++;
     this.stream.pause();
+  }
+
+  #yieldTurn(): void {
+    if (this.#reader.buffered === 0) {
+      // Nothing left to parse: the socket is read again next turn anyway, no need to stop it.
+      this.#budget = 0;
+      return;
+    }
+    this.#yielded = true;
+    this.stream.pause();
+    setImmediate(resumeAfterYield, this);
+  }
+
+  /** @internal the next turn after a yield. */
+  resumeReading(): void {
+    this.#yielded = false;
+    if (this.state === 'closed') return;
+    if (!this.#paused) this.stream.resume();
+    this.#drain();
   }
 
   get paused(): boolean {
@@ -898,7 +958,7 @@ export class Connection<P> implements SessionConnection {
     }
     if (this.#paused && slots.length <= this.core.limits.maxPendingInbound && this.state !== 'closed') {
       this.#paused = false;
-      this.stream.resume();
+      if (!this.#yielded) this.stream.resume();
       this.#drain();
     }
   }
@@ -1241,7 +1301,7 @@ export class Connection<P> implements SessionConnection {
       t.unref();
       stream.once('close', () => clearTimeout(t));
     }
-    if (this.#paused) stream.resume();
+    if (this.#paused || this.#yielded) stream.resume();
     this.core.detached(this, wasOpen, reason, reasonCode);
   }
 }

@@ -55,6 +55,8 @@ export class PacketReader {
   #packet: Packet | undefined = undefined;
   #error: string | undefined = undefined;
   maxPacketSize: number;
+  /** Size of the frame last returned by next(). */
+  frameSize = 0;
 
   constructor(maxPacketSize: number) {
     this.maxPacketSize = maxPacketSize;
@@ -116,6 +118,7 @@ export class PacketReader {
       return undefined;
     }
     this.#need = 0;
+    this.frameSize = total;
     const frame = buf.length === total ? buf : buf.subarray(0, total);
     if (buf.length === total) {
       this.#chunks = [];

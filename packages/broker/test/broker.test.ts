@@ -210,6 +210,58 @@ test('slow consumer: QoS 0 to a client that does not read is dropped (counted), 
   slow.destroy();
 });
 
+test('overload: a flooding publisher cannot starve the others; the subscriber is served while the backlog is read', async () => {
+  // The open-loop overload stall: publishers whose sockets hold megabytes of PUBLISH were read in one
+  // go (libuv reads up to 32 x 64 KiB per readiness, each chunk routed before the next), so one
+  // event-loop turn took seconds, the subscriber's socket was serviced once per turn and delivery
+  // fell to 0. Each connection now consumes a bounded amount of input per turn, then yields.
+  const b = await startBroker({ limits: { maxQueued: 100_000, maxBufferedBytes: 64 * 1024 * 1024 } });
+  const sub = await RawClient.connect(b.port, 4, { clientId: 'sub' });
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood/#', qos: 0 }] });
+  await sub.next();
+  const pubs = await Promise.all(
+    [1, 2, 3, 4].map((i) => RawClient.connect(b.port, 4, { clientId: `p${i}` })),
+  );
+  const perPublisher = 10_000;
+  const total = pubs.length * perPublisher;
+  const frames = pubs.map((_, i) => {
+    const one = mqttPacket.generate({
+      cmd: 'publish',
+      topic: `flood/${i}`,
+      payload: Buffer.alloc(100, 0x61),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    return Buffer.concat(new Array<Buffer>(perPublisher).fill(one));
+  });
+  // Input consumed per event-loop turn, sampled between turns.
+  const perTurn: number[] = [];
+  let last = b.broker.metrics.messagesIn;
+  let sampling = true;
+  const sample = (): void => {
+    const now = b.broker.metrics.messagesIn;
+    if (now !== last) perTurn.push(now - last);
+    last = now;
+    if (sampling) setImmediate(sample);
+  };
+  setImmediate(sample);
+  let inAtFirstDelivery = -1;
+  sub.sock.once('data', () => {
+    inAtFirstDelivery = b.broker.metrics.messagesIn;
+  });
+  for (let i = 0; i < pubs.length; i++) pubs[i]!.write(frames[i]!);
+  await waitFor(() => b.broker.metrics.messagesIn === total, 20_000, 'every publish read');
+  sampling = false;
+  const maxTurn = Math.max(...perTurn);
+  // Structural, not timed: ~32 KiB per connection per turn is ~250 of these 112-byte packets each.
+  assert.ok(maxTurn <= total / 4, `one turn consumed ${maxTurn} of ${total} publishes`);
+  assert.ok(
+    inAtFirstDelivery >= 0 && inAtFirstDelivery < total / 2,
+    `first delivery after ${inAtFirstDelivery} of ${total} publishes were read`,
+  );
+});
+
 test('handle.disconnect(): v5 gets DISCONNECT with the reason code; onDisconnect reports it', async () => {
   const disconnects: { id: string; reason: string; reasonCode?: number }[] = [];
   const b = await startBroker({
