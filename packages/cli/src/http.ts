@@ -5,6 +5,17 @@
 import { Agent, request as httpsRequest } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import type {
+  AttachmentTargetType,
+  DiffInput,
+  Explanation,
+  ExplainInput,
+  Fleet,
+  Group,
+  LintFinding,
+  Policy,
+  PolicyDiff,
+  PolicyInput,
+  PolicyVersionEntry,
   AuditEntry,
   AuditQuery,
   CertificateSummary,
@@ -105,6 +116,36 @@ export interface ApiClient {
   revokeCertificate(serial: string, options?: { reason?: string | undefined }): Promise<CertificateSummary>;
   listTelemetry(deviceId: string, query?: TelemetryQuery): Promise<Page<TelemetryRow>>;
   listAudit(query?: AuditQuery): Promise<Page<AuditEntry>>;
+  listPolicies(): Promise<{ items: Policy[] }>;
+  getPolicy(id: string): Promise<Policy>;
+  createPolicy(input: PolicyInput & { id: string }): Promise<Policy>;
+  updatePolicy(id: string, input: PolicyInput): Promise<Policy>;
+  deletePolicy(id: string): Promise<void>;
+  policyVersions(id: string): Promise<{ items: PolicyVersionEntry[] }>;
+  attachPolicy(id: string, target: { targetType: AttachmentTargetType; targetId?: string }): Promise<Policy>;
+  detachPolicy(id: string, target: { targetType: AttachmentTargetType; targetId?: string }): Promise<Policy>;
+  explain(input: ExplainInput): Promise<Explanation>;
+  lintPolicy(input: { id?: string; statements: unknown[] }): Promise<{ findings: LintFinding[] }>;
+  lintStoredPolicy(id: string): Promise<{ findings: LintFinding[] }>;
+  diffPolicy(id: string, input: DiffInput & { maxDevices?: number }): Promise<PolicyDiff>;
+  createFleet(input: { path: string; description?: string }): Promise<Fleet>;
+  listFleets(query?: PageQuery & { under?: string | undefined }): Promise<Page<Fleet>>;
+  getFleet(path: string): Promise<Fleet>;
+  deleteFleet(path: string): Promise<void>;
+  moveDevice(deviceId: string, fleet: string | null): Promise<Device>;
+  createGroup(input: {
+    name: string;
+    kind: 'static' | 'dynamic';
+    query?: string;
+    description?: string;
+  }): Promise<Group>;
+  listGroups(): Promise<{ items: Group[] }>;
+  getGroup(name: string): Promise<Group>;
+  updateGroup(name: string, input: { query?: string; description?: string }): Promise<Group>;
+  deleteGroup(name: string): Promise<void>;
+  addGroupMembers(name: string, deviceIds: string[]): Promise<{ added: string[] }>;
+  removeGroupMembers(name: string, deviceIds: string[]): Promise<{ removed: string[] }>;
+  listGroupMembers(name: string, query?: PageQuery): Promise<Page<string>>;
   /** Closes kept-alive connections. */
   close(): void;
 }
@@ -232,6 +273,42 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       }),
     listAudit: (q = {}) =>
       call('GET', '/audit', { query: { limit: q.limit, cursor: q.cursor, action: q.action } }),
+    listPolicies: () => call('GET', '/policies'),
+    getPolicy: (p) => call('GET', `/policies/${id(p)}`),
+    createPolicy: (input) => call('POST', '/policies', { body: input }),
+    updatePolicy: (p, input) => call('PUT', `/policies/${id(p)}`, { body: input }),
+    deletePolicy: async (p) => {
+      await request('DELETE', `/policies/${id(p)}`);
+    },
+    policyVersions: (p) => call('GET', `/policies/${id(p)}/versions`),
+    attachPolicy: (p, target) => call('POST', `/policies/${id(p)}/attach`, { body: target }),
+    detachPolicy: (p, target) => call('POST', `/policies/${id(p)}/detach`, { body: target }),
+    explain: (input) => call('POST', '/policies/explain', { body: input }),
+    lintPolicy: (input) => call('POST', '/policies/lint', { body: input }),
+    lintStoredPolicy: (p) => call('GET', `/policies/${id(p)}/lint`),
+    diffPolicy: (p, input) => call('POST', `/policies/${id(p)}/diff`, { body: input }),
+    // Fleet paths contain '/': they travel URL-encoded in one path segment.
+    createFleet: (input) => call('POST', '/fleets', { body: input }),
+    listFleets: (q = {}) =>
+      call('GET', '/fleets', { query: { limit: q.limit, cursor: q.cursor, under: q.under } }),
+    getFleet: (path) => call('GET', `/fleets/${id(path)}`),
+    deleteFleet: async (path) => {
+      await request('DELETE', `/fleets/${id(path)}`);
+    },
+    moveDevice: (deviceId, fleet) => call('POST', `/devices/${id(deviceId)}/move`, { body: { fleet } }),
+    createGroup: (input) => call('POST', '/groups', { body: input }),
+    listGroups: () => call('GET', '/groups'),
+    getGroup: (name) => call('GET', `/groups/${id(name)}`),
+    updateGroup: (name, input) => call('PATCH', `/groups/${id(name)}`, { body: input }),
+    deleteGroup: async (name) => {
+      await request('DELETE', `/groups/${id(name)}`);
+    },
+    addGroupMembers: (name, deviceIds) =>
+      call('POST', `/groups/${id(name)}/members`, { body: { deviceIds } }),
+    removeGroupMembers: (name, deviceIds) =>
+      call('POST', `/groups/${id(name)}/members/remove`, { body: { deviceIds } }),
+    listGroupMembers: (name, q = {}) =>
+      call('GET', `/groups/${id(name)}/members`, { query: { limit: q.limit, cursor: q.cursor } }),
     close: () => agent.destroy(),
   };
 }

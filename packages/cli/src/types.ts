@@ -100,3 +100,118 @@ export interface TelemetryQuery extends PageQuery {
   stream?: string | undefined;
   order?: 'asc' | 'desc' | undefined;
 }
+
+/** A policy attachment point: where a policy applies. */
+export type AttachmentTargetType = 'platform' | 'tenant' | 'fleet' | 'group' | 'device';
+
+export interface PolicyStatement {
+  sid?: string;
+  effect: 'allow' | 'deny';
+  actions: string[];
+  resources?: string[];
+  notResources?: string[];
+  conditions?: Record<string, unknown>;
+}
+
+export interface Policy {
+  id: string;
+  builtin: boolean;
+  version: number;
+  description: string;
+  statements: PolicyStatement[];
+  attachments: { type: string; id: string }[];
+  createdAt: string | null;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+
+export interface PolicyInput {
+  id?: string;
+  description?: string;
+  statements: unknown[];
+  expectedVersion?: number;
+}
+
+export interface PolicyVersionEntry {
+  version: number;
+  deleted: boolean;
+  document: unknown;
+  createdAt: string;
+  createdBy: string;
+}
+
+export interface AttachmentPointRef {
+  type: string;
+  id: string;
+}
+
+export interface Explanation {
+  principal: Record<string, unknown>;
+  action: string;
+  resource: string;
+  allowed: boolean;
+  outcome: 'allow' | 'deny' | 'implicit-deny';
+  matched: {
+    policy: string;
+    version: number;
+    sid?: string;
+    statement: number;
+    effect: 'allow' | 'deny';
+    attachedAt: AttachmentPointRef[];
+  }[];
+  evaluated: { policy: string; version: number; attachedAt: AttachmentPointRef[] }[];
+}
+
+export interface ExplainInput {
+  principal: { type: 'device' | 'user' | 'service'; id: string };
+  action: string;
+  resource: string;
+  context?: { sourceIp?: string; mfa?: boolean; time?: string };
+}
+
+export interface LintFinding {
+  rule: string;
+  severity: 'high' | 'medium' | 'low';
+  statement: number;
+  sid?: string;
+  message: string;
+}
+
+export interface PermissionChange {
+  action: string;
+  resource: string;
+}
+
+export interface PolicyDiff {
+  devices: { id: string; gained: PermissionChange[]; lost: PermissionChange[] }[];
+  evaluated: number;
+  truncated: boolean;
+  lint: LintFinding[];
+}
+
+export type DiffInput =
+  | { document: { description?: string; statements: unknown[] } }
+  | { delete: true }
+  | { attach: { targetType: AttachmentTargetType; targetId?: string } }
+  | { detach: { targetType: AttachmentTargetType; targetId?: string } };
+
+export interface Fleet {
+  path: string;
+  parent: string | null;
+  description: string;
+  devices?: number;
+  fleets?: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Group {
+  name: string;
+  kind: 'static' | 'dynamic';
+  query: string | null;
+  description: string;
+  builtin?: boolean;
+  members?: number;
+  createdAt: string | null;
+  updatedAt: string | null;
+}

@@ -2,12 +2,11 @@
 
 import type { Command } from '../context.ts';
 import { auditCommands } from './audit.ts';
-import { caCommands } from './ca.ts';
 import { certCommands } from './cert.ts';
 import { deviceCommands } from './device.ts';
-import { enrollmentCommands } from './enrollment.ts';
+import { fleetCommands, groupCommands } from './fleet.ts';
 import { loginCommands } from './login.ts';
-import { simulateCommands } from './simulate.ts';
+import { policyCommands } from './policy.ts';
 import { startCommands } from './start.ts';
 import { telemetryCommands } from './telemetry.ts';
 
@@ -15,10 +14,10 @@ export const commands: readonly Command[] = [
   ...loginCommands,
   ...deviceCommands,
   ...certCommands,
-  ...enrollmentCommands,
-  ...caCommands,
+  ...fleetCommands,
+  ...groupCommands,
+  ...policyCommands,
   ...telemetryCommands,
   ...auditCommands,
-  ...simulateCommands,
   ...startCommands,
 ];

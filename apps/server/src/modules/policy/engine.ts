@@ -118,6 +118,11 @@ export class TopicTrie {
     return match(this.#root, levels, 0);
   }
 
+  /** Same as `matches`, for the topic that starts at `start` in `s`, without splitting it. */
+  matchesAt(s: string, start: number): boolean {
+    return matchAt(this.#root, s, start);
+  }
+
   /** Some filter covers the requested filter (every topic it matches). */
   covers(levels: readonly string[]): boolean {
     return cover(this.#root, levels, 0);
@@ -135,6 +140,18 @@ function match(n: TrieNode, t: readonly string[], i: number): boolean {
   const c = n.lit.get(t[i] as string);
   if (c && match(c, t, i + 1)) return true;
   return n.plus !== undefined && match(n.plus, t, i + 1);
+}
+
+function matchAt(n: TrieNode, s: string, pos: number): boolean {
+  if (n.hash) return true;
+  if (pos > s.length) return n.end;
+  let end = s.indexOf('/', pos);
+  if (end < 0) end = s.length;
+  if (n.lit.size > 0) {
+    const c = n.lit.get(s.slice(pos, end));
+    if (c && matchAt(c, s, end + 1)) return true;
+  }
+  return n.plus !== undefined && matchAt(n.plus, s, end + 1);
 }
 
 function cover(n: TrieNode, r: readonly string[], i: number): boolean {
@@ -369,11 +386,76 @@ function statementHits(s: CompiledStatement, resource: string, parsed: ParsedTop
   return s.patterns.some((p) => patternHit(p, resource, parsed, s.deny ? 'deny' : 'allow'));
 }
 
+/** Topic filters of one tenant merged into a trie; `prefix` is `bulwark:<tenant>:topic/`. */
+interface TrieEntry {
+  readonly prefix: string;
+  readonly trie: TopicTrie;
+}
+
 interface ActionPlan {
-  readonly denyTries: Map<string, TopicTrie>;
-  readonly allowTries: Map<string, TopicTrie>;
+  readonly deny: TrieEntry[];
+  readonly allow: TrieEntry[];
   readonly slowDeny: CompiledStatement[];
   readonly slowAllow: CompiledStatement[];
+  /**
+   * Recent decisions by resource (devices use a few topics over and over). Only when no statement of
+   * the plan depends on the time of day; a compiled policy never changes, so entries never go stale.
+   */
+  readonly memo: Map<string, boolean> | undefined;
+}
+
+const MEMO_SIZE = 256;
+
+const KNOWN_ACTIONS = new Set<string>(ACTIONS);
+
+function trieFor(entries: TrieEntry[], tenant: string): TopicTrie {
+  const prefix = `bulwark:${tenant}:topic/`;
+  let e = entries.find((x) => x.prefix === prefix);
+  if (!e) entries.push((e = { prefix, trie: new TopicTrie() }));
+  return e.trie;
+}
+
+// What does not depend on the principal is compiled once per document (documents are immutable: a
+// new version is a new object), and patterns once per substituted text; a per-device compile is then
+// mostly variable substitution.
+interface StatementTemplate {
+  readonly statement: Omit<CompiledStatement, 'patterns'>;
+  readonly raw: readonly string[];
+}
+const templates = new WeakMap<PolicyDocument, StatementTemplate[]>();
+
+function templatesOf(document: PolicyDocument): StatementTemplate[] {
+  let t = templates.get(document);
+  if (!t) {
+    t = document.statements.map((st, index) => {
+      const except = st.notResources !== undefined;
+      return {
+        statement: {
+          ref: { policy: document.id, sid: st.sid, statement: index, effect: st.effect },
+          deny: st.effect === 'deny',
+          action: actionMatcher(st.actions),
+          actions: st.actions,
+          except,
+          conditions: st.conditions ? compileConditions(st.conditions) : undefined,
+        },
+        raw: (except ? st.notResources : st.resources) ?? [],
+      };
+    });
+    templates.set(document, t);
+  }
+  return t;
+}
+
+const patternCache = new Map<string, Pattern>();
+function patternOf(text: string): Pattern {
+  let p = patternCache.get(text);
+  if (!p) {
+    p = compilePattern(text);
+    // Bounded: per-device patterns (with ${device.id}) would otherwise grow it without end.
+    if (patternCache.size >= 50_000) patternCache.clear();
+    patternCache.set(text, p);
+  }
+  return p;
 }
 
 function toEffective(d: PolicyDocument | EffectiveDocument): EffectiveDocument {
@@ -391,29 +473,25 @@ export function compile(
   const bound = options.context ?? {};
   const statements: CompiledStatement[] = [];
   for (const { document } of docs) {
-    document.statements.forEach((st, index) => {
-      const except = st.notResources !== undefined;
-      const raw = (except ? st.notResources : st.resources) ?? [];
-      const substituted = raw.map((r) => substitute(r, vars));
-      // An unusable pattern in an allow matches nothing. In a "deny except" list it exempts nothing.
-      const patterns = substituted.filter((r): r is string => r !== undefined).map(compilePattern);
-      statements.push({
-        ref: { policy: document.id, sid: st.sid, statement: index, effect: st.effect },
-        deny: st.effect === 'deny',
-        action: actionMatcher(st.actions),
-        actions: st.actions,
-        patterns,
-        except,
-        conditions: st.conditions ? compileConditions(st.conditions) : undefined,
-      });
-    });
+    for (const t of templatesOf(document)) {
+      const patterns: Pattern[] = [];
+      for (const r of t.raw) {
+        // An unusable pattern in an allow matches nothing. In a "deny except" list it exempts nothing.
+        const sub = substitute(r, vars);
+        if (sub !== undefined) patterns.push(patternOf(sub));
+      }
+      statements.push({ ...t.statement, patterns });
+    }
   }
 
-  // Per known action: which statements can apply, split into trie-able topic patterns and the rest.
+  // Per action, built on first use (a session uses a handful of the known actions): which statements
+  // can apply, split into trie-able topic patterns and the rest.
   const plans = new Map<string, ActionPlan>();
   const withContext = options.context !== undefined;
-  for (const action of ACTIONS) {
-    const plan: ActionPlan = { denyTries: new Map(), allowTries: new Map(), slowDeny: [], slowAllow: [] };
+  const buildPlan = (action: string): ActionPlan => {
+    const slowDeny: CompiledStatement[] = [];
+    const slowAllow: CompiledStatement[] = [];
+    const plan = { deny: [] as TrieEntry[], allow: [] as TrieEntry[], slowDeny, slowAllow };
     for (const s of statements) {
       if (!s.action(action)) continue;
       let dynamic = false;
@@ -427,22 +505,20 @@ export function compile(
         dynamic = r.timeWindow !== undefined || (!withContext && hasContextual(r));
       }
       if (dynamic || s.except) {
-        (s.deny ? plan.slowDeny : plan.slowAllow).push(s);
+        (s.deny ? slowDeny : slowAllow).push(s);
         continue;
       }
       const rest: Pattern[] = [];
       for (const p of s.patterns) {
-        if (p.kind === 'topic' && p.literalTenant !== undefined) {
-          const tries = s.deny ? plan.denyTries : plan.allowTries;
-          let trie = tries.get(p.literalTenant);
-          if (!trie) tries.set(p.literalTenant, (trie = new TopicTrie()));
-          trie.add(p.filter);
-        } else rest.push(p);
+        if (p.kind === 'topic' && p.literalTenant !== undefined)
+          trieFor(s.deny ? plan.deny : plan.allow, p.literalTenant).add(p.filter);
+        else rest.push(p);
       }
-      if (rest.length > 0) (s.deny ? plan.slowDeny : plan.slowAllow).push({ ...s, patterns: rest });
+      if (rest.length > 0) (s.deny ? slowDeny : slowAllow).push({ ...s, patterns: rest });
     }
-    plans.set(action, plan);
-  }
+    const timed = [...slowDeny, ...slowAllow].some((s) => s.conditions?.raw.timeWindow !== undefined);
+    return { ...plan, memo: timed ? undefined : new Map() };
+  };
 
   const applies = (
     s: CompiledStatement,
@@ -468,29 +544,55 @@ export function compile(
       : { allowed: allows.length > 0, matched: allows };
   };
 
+  const decideFast = (plan: ActionPlan, resource: string): boolean => {
+    // Concrete topics (publish, delivery) are walked in place; filters (subscribe) are split.
+    let levels: string[] | undefined;
+    let filter: boolean | undefined;
+    const deny = plan.deny;
+    for (let i = 0; i < deny.length; i++) {
+      const e = deny[i] as TrieEntry;
+      if (!resource.startsWith(e.prefix)) continue;
+      filter ??= resource.includes('+', e.prefix.length) || resource.includes('#', e.prefix.length);
+      if (!filter) {
+        if (e.trie.matchesAt(resource, e.prefix.length)) return false;
+      } else if (e.trie.overlaps((levels ??= resource.slice(e.prefix.length).split('/')))) return false;
+    }
+    const slow = plan.slowDeny.length + plan.slowAllow.length > 0;
+    const parsed = slow ? parseTopicResource(resource) : undefined;
+    if (slow) for (const s of plan.slowDeny) if (applies(s, resource, parsed, bound)) return false;
+    const allow = plan.allow;
+    for (let i = 0; i < allow.length; i++) {
+      const e = allow[i] as TrieEntry;
+      if (!resource.startsWith(e.prefix)) continue;
+      filter ??= resource.includes('+', e.prefix.length) || resource.includes('#', e.prefix.length);
+      if (!filter) {
+        if (e.trie.matchesAt(resource, e.prefix.length)) return true;
+      } else if (e.trie.covers((levels ??= resource.slice(e.prefix.length).split('/')))) return true;
+    }
+    if (slow) for (const s of plan.slowAllow) if (applies(s, resource, parsed, bound)) return true;
+    return false;
+  };
+
   return {
     principal,
     documents: docs,
     decide,
     allows(action, resource) {
-      const plan = plans.get(action);
-      if (!plan) return decide(action, resource).allowed;
-      const parsed = parseTopicResource(resource);
-      let levels: string[] | undefined;
-      let filter = false;
-      if (parsed) {
-        levels = parsed.topic.split('/');
-        filter = isFilter(parsed.topic);
-        const t = plan.denyTries.get(parsed.tenant);
-        if (t && (filter ? t.overlaps(levels) : t.matches(levels))) return false;
+      let plan = plans.get(action);
+      if (plan === undefined) {
+        if (!KNOWN_ACTIONS.has(action)) return decide(action, resource).allowed;
+        plans.set(action, (plan = buildPlan(action)));
       }
-      for (const s of plan.slowDeny) if (applies(s, resource, parsed, bound)) return false;
-      if (parsed && levels) {
-        const t = plan.allowTries.get(parsed.tenant);
-        if (t && (filter ? t.covers(levels) : t.matches(levels))) return true;
+      const memo = plan.memo;
+      if (memo !== undefined) {
+        const hit = memo.get(resource);
+        if (hit !== undefined) return hit;
+        const result = decideFast(plan, resource);
+        if (memo.size >= MEMO_SIZE) memo.clear();
+        memo.set(resource, result);
+        return result;
       }
-      for (const s of plan.slowAllow) if (applies(s, resource, parsed, bound)) return true;
-      return false;
+      return decideFast(plan, resource);
     },
   };
 }

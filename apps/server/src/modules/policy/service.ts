@@ -228,6 +228,51 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
     roleCache.clear();
   };
   const reload = async () => index(await store.loadAll());
+  // This node's own writes update the index in place (a full reload per write would make bulk
+  // changes quadratic); changes from other nodes arrive through the feed and reload everything.
+  const putPolicy = (p: StoredPolicy) => {
+    policies.set(`${p.tenant}\u0000${p.id}`, p);
+    roleCache.clear();
+  };
+  const dropPolicy = (tenant: string, id: string) => {
+    policies.delete(`${tenant}\u0000${id}`);
+    roleCache.clear();
+  };
+  const putAttachment = (a: Attachment) => {
+    const tk =
+      a.targetType === 'platform'
+        ? targetKey('platform', '', '')
+        : targetKey(a.targetType, a.tenant, a.targetId);
+    byTarget.set(tk, [...(byTarget.get(tk) ?? []), a]);
+    const pk = `${a.tenant}\u0000${a.policyId}`;
+    byPolicy.set(pk, [...(byPolicy.get(pk) ?? []), a]);
+    roleCache.clear();
+  };
+  const dropAttachment = (a: Attachment) => {
+    const same = (x: Attachment) =>
+      x.tenant === a.tenant &&
+      x.policyId === a.policyId &&
+      x.targetType === a.targetType &&
+      x.targetId === a.targetId;
+    for (const m of [byTarget, byPolicy])
+      for (const [k, list] of m)
+        if (list.some(same))
+          m.set(
+            k,
+            list.filter((x) => !same(x)),
+          );
+    roleCache.clear();
+  };
+  /** Tells other nodes to reload (a policy was created or deleted: nothing to recompile yet). */
+  const reloadElsewhere = (tenant: string, reason: string) =>
+    store.appendChange({
+      tenant,
+      scope: { kind: 'devices', ids: [] },
+      reason,
+      reload: true,
+      placementChanged: false,
+      origin: nodeId,
+    });
 
   const emit = (change: PolicyChange) => {
     for (const l of listeners) {
@@ -241,10 +286,10 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
 
   /** Records a change in the feed (other nodes replay it), then applies it here. */
   const publish = async (change: PolicyChange, reloadNeeded: boolean) => {
+    // Live sessions here first; then the feed record that other nodes replay.
+    emit(change);
     const record: PolicyChangeRecord = { ...change, reload: reloadNeeded, origin: nodeId };
     await store.appendChange(record);
-    if (reloadNeeded) await reload();
-    emit(change);
   };
 
   const scopeOf = (a: Attachment): { tenant: string | null; scope: ChangeScope } => {
@@ -403,10 +448,8 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
       changes.length > 0
         ? changes
         : [{ tenant, scope: { kind: 'devices', ids: [] }, reason, placementChanged: false } as PolicyChange];
-    for (const c of records) await store.appendChange({ ...c, reload: true, origin: nodeId });
-    // Reload first so every listener recompiles against the new state.
-    await reload();
     for (const c of changes) emit(c);
+    for (const c of records) await store.appendChange({ ...c, reload: true, origin: nodeId });
   };
 
   const affects = (change: PolicyChange, p: Principal): boolean => {
@@ -513,7 +556,8 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
         updatedBy: actor.id,
       };
       const version = await store.insert(p);
-      await reload();
+      putPolicy({ ...p, version });
+      await reloadElsewhere(actor.tenant, 'policy.create');
       return viewOf({ ...p, version });
     },
     async update(actor, id, input, expectedVersion) {
@@ -537,6 +581,8 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
           'ERR_POLICY_VERSION_CONFLICT',
           `Policy ${id} was changed concurrently; reload and retry`,
         );
+      // The index first, so every listener recompiles against the new version.
+      putPolicy(next);
       await notifyAttachmentsOf(actor.tenant, id, 'policy.update');
       return viewOf(getStored(actor.tenant, id));
     },
@@ -554,7 +600,8 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
         );
       if (!(await store.delete(actor.tenant, id, actor.id, now(), current.version + 1)))
         throw new AppError('ERR_POLICY_NOT_FOUND', `Policy ${id} not found`);
-      await reload();
+      dropPolicy(actor.tenant, id);
+      await reloadElsewhere(actor.tenant, 'policy.delete');
     },
     versions: async (tenant, id) => {
       const v = await store.versions(tenant, id);
@@ -577,6 +624,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
           'ERR_POLICY_ALREADY_ATTACHED',
           `Policy ${policyId} is already attached to ${target.type} ${target.id}`,
         );
+      putAttachment(a);
       await publish({ ...scopeOf(a), reason: 'policy.attach', placementChanged: false }, true);
       return a;
     },
@@ -599,6 +647,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
         targetId: target.id,
         createdAt: 0,
       };
+      dropAttachment(a);
       await publish({ ...scopeOf(a), reason: 'policy.detach', placementChanged: false }, true);
     },
     attachments(tenant, target) {
@@ -734,6 +783,8 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
         for (const c of batch) {
           lastSeq = Math.max(lastSeq, c.seq);
           if (c.origin === nodeId) continue;
+          // A reload-only record (policy created or deleted) concerns no session.
+          if (c.scope.kind === 'devices' && c.scope.ids.length === 0) continue;
           applied++;
           emit({ tenant: c.tenant, scope: c.scope, reason: c.reason, placementChanged: c.placementChanged });
         }
