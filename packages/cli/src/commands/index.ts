@@ -2,11 +2,14 @@
 
 import type { Command } from '../context.ts';
 import { auditCommands } from './audit.ts';
+import { caCommands } from './ca.ts';
 import { certCommands } from './cert.ts';
 import { deviceCommands } from './device.ts';
 import { fleetCommands, groupCommands } from './fleet.ts';
+import { enrollmentCommands } from './enrollment.ts';
 import { loginCommands } from './login.ts';
 import { policyCommands } from './policy.ts';
+import { simulateCommands } from './simulate.ts';
 import { startCommands } from './start.ts';
 import { telemetryCommands } from './telemetry.ts';
 
@@ -17,7 +20,10 @@ export const commands: readonly Command[] = [
   ...fleetCommands,
   ...groupCommands,
   ...policyCommands,
+  ...enrollmentCommands,
+  ...caCommands,
   ...telemetryCommands,
   ...auditCommands,
+  ...simulateCommands,
   ...startCommands,
 ];
