@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import { request } from 'node:https';
 import { fixedClock } from '../src/kernel/index.ts';
 import { connectDevice, startPlatform, waitFor, type Platform } from '../../../test/support/platform.ts';
 import {
@@ -615,4 +616,53 @@ describe('EST enrollment end to end', { timeout: 120_000 }, () => {
       }
     },
   );
+
+  test('malformed EST requests: a table of bodies and Authorization headers', async () => {
+    const c = await code({ deviceId: 'table-1' });
+    const k = await makeKeyAndCsr('table-1');
+    const der = Buffer.from(k.csrB64.replace(/\s/g, ''), 'base64');
+    const bodies: [string, string, string][] = [
+      ['empty body', '', 'ERR_PKI_CSR_INVALID'],
+      ['not base64', '@@@@', 'ERR_PKI_CSR_INVALID'],
+      ['base64 of garbage', Buffer.from('garbage!').toString('base64'), 'ERR_PKI_CSR_INVALID'],
+      ['truncated DER', der.subarray(0, der.length - 10).toString('base64'), 'ERR_PKI_CSR_INVALID'],
+      ['trailing bytes', Buffer.concat([der, Buffer.from([0, 0])]).toString('base64'), 'ERR_PKI_CSR_INVALID'],
+      ['a certificate, not a CSR', p.ca, 'ERR_PKI_CSR_INVALID'],
+      ['oversized', 'A'.repeat(40_000), 'ERR_PKI_CSR_INVALID'],
+    ];
+    for (const [name, body, expected] of bodies) {
+      const r = await est('/.well-known/est/simpleenroll', {
+        body,
+        contentType: PKCS10,
+        basic: { user: 'table-1', pass: c.code },
+      });
+      assert.equal(r.status, 400, `${name}: ${r.text}`);
+      assert.match(r.text, new RegExp(`^${expected}: `), name);
+    }
+    const headers: [string, string][] = [
+      ['Bearer token', `Bearer ${p.token}`],
+      ['Basic without colon', `Basic ${Buffer.from('table-1').toString('base64')}`],
+      ['Basic not base64', 'Basic !!!'],
+      ['Basic with nothing', 'Basic '],
+    ];
+    for (const [name, authorization] of headers) {
+      const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(
+          new URL('/.well-known/est/simpleenroll', p.url),
+          { method: 'POST', ca: p.ca, agent: false, headers: { authorization, 'content-type': PKCS10 } },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(k.csrB64);
+      });
+      refusal(r, 401, 'ERR_EST_AUTH_REQUIRED');
+      void name;
+    }
+    // None of that used the code.
+    assert.equal((await enroll('table-1', c.code)).status, 200);
+  });
 });
