@@ -842,7 +842,16 @@ export function createCampaignService(deps: CampaignDeps): CampaignService {
         throw new AppError('ERR_OTA_STATUS_INVALID', `cannot go from ${a.state} to ${r.state}`);
       }
       if (state === 'succeeded' || FAILED.includes(state)) {
-        await send([notice(deviceId, null)]);
+        // A device failing after its campaign was aborted still gets the rollback the others got.
+        const rollback = state === 'failed' && c.state === 'aborted' && c.plan.rollbackOnAbort;
+        await send([
+          notice(
+            deviceId,
+            rollback
+              ? { campaign: c.id, action: 'rollback', ...(a.fromVersion ? { version: a.fromVersion } : {}) }
+              : null,
+          ),
+        ]);
         if (state !== 'succeeded') {
           audit.recordLater({
             tenant,
