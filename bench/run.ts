@@ -46,7 +46,7 @@ Options:
   --profile            run the Bulwark broker with --cpu-prof and print its hot spots
   --rt                 run brokers and load processes with SCHED_RR (chrt): on a machine where other
                        work keeps the cores busy, the only way to measure the broker rather than the
-                       scheduler (needs root or CAP_SYS_NICE; that other work gets ~5 % meanwhile)
+                       scheduler (needs root or CAP_SYS_NICE; that other work gets ~5 % of a busy core)
   --nice=N             run them at niceness N instead (helps less: see docs/performance.md)
   --out FILE           write the JSON there instead of bench/results/<timestamp>.json
   --list               list the suites and exit
@@ -188,8 +188,9 @@ async function main(): Promise<number> {
   const loadCpu = pinned ? 1 : undefined;
   if (!pinned) {
     console.error('bench: fewer than 2 cores or no taskset: nothing is pinned, figures are not comparable');
-  } else {
-    // The orchestrator stays off the broker's core too.
+  } else if (!values.rt) {
+    // The orchestrator stays off the broker's core too. (With --rt it cannot disturb the broker, and
+    // is better off taking spare time wherever there is some than starving behind the load processes.)
     pinSelf(1);
   }
   if (cores > 2) {

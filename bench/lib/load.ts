@@ -197,6 +197,9 @@ export interface StepResult {
   why: string;
 }
 
+/** A step whose p50 is above this has a standing queue: not held. */
+export const P50_LIMIT_MS = 20;
+
 /** Broker wait (percent) above which a failed step, or the latency step, is run again rather than believed. */
 export const WAIT_LIMIT = 5;
 
@@ -208,8 +211,8 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 
 /**
  * Judges one step. Held = the publishers wrote ≥ 98 % of the offered rate, ≥ 98 % of it was delivered
- * (or acknowledged), and latency was not climbing: the p50 of the last measured second is at most
- * twice that of the first plus 2 ms, and under 50 ms (a standing queue shows up as a climbing p50).
+ * (or acknowledged), and there was no backlog: the p50 of the last measured second is at most twice
+ * that of the first plus 2 ms (a growing queue), and the step's p50 is at most 20 ms (a standing one).
  */
 export function evaluate(
   rate: number,
@@ -239,7 +242,7 @@ export function evaluate(
   if (first !== null && last !== null && last > 2 * first + 2)
     reasons.push(`p50 climbing ${first} → ${last} ms`);
   const p50 = ms(hist.quantile(0.5));
-  if (p50 !== null && p50 > 50) reasons.push(`p50 ${p50} ms`);
+  if (p50 !== null && p50 > P50_LIMIT_MS) reasons.push(`p50 ${p50} ms`);
   if (m.some((s) => s.closes > 0)) reasons.push('connections closed');
   const brokerCpu = avg(m.map((s) => s.brokerCpu));
   const loadCpu = avg(m.map((s) => s.loadCpu));

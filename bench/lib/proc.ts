@@ -2,7 +2,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -35,7 +34,7 @@ let scheduling: { kind: 'normal' } | { kind: 'nice'; value: number } | { kind: '
 };
 
 /**
- * How the measured processes (brokers, load processes, this one) are scheduled. On a machine where
+ * How the measured processes (brokers, load processes) are scheduled. On a machine where
  * other work keeps the cores busy, a woken broker waits for the running task's time slice (several
  * ms) before it can answer, even at nice -20 (EEVDF): handshake rates and latencies then measure the
  * scheduler, not the broker. `rt` (SCHED_RR) makes our processes preempt other work at once; the
@@ -43,17 +42,13 @@ let scheduling: { kind: 'normal' } | { kind: 'nice'; value: number } | { kind: '
  */
 export function setScheduling(s: typeof scheduling): boolean {
   if (s.kind === 'normal') return true;
-  if (s.kind === 'nice') {
-    try {
-      setPriority(process.pid, s.value);
-    } catch {
-      return false;
-    }
-  } else {
-    // All threads of this process (the orchestrator); children get chrt(1) at spawn.
-    const r = spawnSync('chrt', ['-a', '-r', '-p', String(s.priority), String(process.pid)]);
-    if (r.status !== 0) return false;
-  }
+  // Only the children get it (nice(1) or chrt(1) at spawn): the orchestrator, and any suite computing
+  // in it, stay at normal priority. Check that we are allowed.
+  const r =
+    s.kind === 'nice'
+      ? spawnSync('nice', ['-n', String(s.value), 'true'], { encoding: 'utf8' })
+      : spawnSync('chrt', ['-r', String(s.priority), 'true'], { encoding: 'utf8' });
+  if (r.status !== 0 || /cannot set/i.test(r.stderr ?? '')) return false;
   scheduling = s;
   return true;
 }
@@ -115,9 +110,9 @@ export function spawnPinned(name: string, cmd: string, args: string[], opts: Spa
   const pinned = canPin && opts.cpu !== undefined;
   let argv = [cmd, ...args];
   if (pinned) argv = ['taskset', '-c', String(opts.cpu), ...argv];
-  // Niceness is inherited from this process; a real-time policy is given with chrt(1), so that every
-  // thread of the child has it from the start.
+  // Through nice(1)/chrt(1), so that every thread of the child has it from the start.
   if (scheduling.kind === 'rt') argv = ['chrt', '-r', String(scheduling.priority), ...argv];
+  if (scheduling.kind === 'nice') argv = ['nice', '-n', String(scheduling.value), ...argv];
   const file = argv.shift()!;
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
   if (opts.ipc) stdio.push('ipc');
@@ -239,13 +234,18 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
- * Seconds the main thread of a process spent runnable but waiting for a CPU (schedstat run_delay):
- * the time other work on its core took from it. NaN when unavailable.
+ * Seconds the main thread of a process spent runnable but waiting for a CPU (schedstat run_delay),
+ * minus the CPU time of the process's other threads (a Node process's GC and libuv threads share the
+ * pinned core with its main thread): about the time other work on the core took from it.
  */
-export function runDelaySeconds(pid: number): number {
+export function foreignWaitSeconds(pid: number): number {
   try {
     const f = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
-    return Number(f[1]) / 1e9;
+    const wait = Number(f[1]) / 1e9;
+    const main = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const m = main.slice(main.lastIndexOf(')') + 2).split(' ');
+    const mainCpu = (Number(m[11]) + Number(m[12])) / CLK_TCK;
+    return wait - Math.max(0, cpuSeconds(pid) - mainCpu);
   } catch {
     return NaN;
   }
@@ -312,7 +312,7 @@ export class CpuMeter {
     const wait: Record<string, number> = {};
     for (const [k, list] of Object.entries(this.#pids)) {
       cpu[k] = list.reduce((a, p) => a + cpuSeconds(p), 0);
-      wait[k] = list.reduce((a, p) => a + runDelaySeconds(p), 0);
+      wait[k] = list.reduce((a, p) => a + foreignWaitSeconds(p), 0);
     }
     return { t: performance.now(), cpu, wait, cores: coreTimes() };
   }
@@ -336,7 +336,7 @@ export class CpuMeter {
     for (const k of Object.keys(now.cpu)) {
       cpuSec[k] = now.cpu[k]! - this.#last.cpu[k]!;
       pct[k] = dt > 0 ? (100 * cpuSec[k]) / dt : NaN;
-      waitPct[k] = dt > 0 ? (100 * (now.wait[k]! - this.#last.wait[k]!)) / dt : NaN;
+      waitPct[k] = dt > 0 ? Math.max(0, (100 * (now.wait[k]! - this.#last.wait[k]!)) / dt) : NaN;
     }
     const corePct = now.cores.map((c, i) => {
       const p = this.#last.cores[i];

@@ -40,7 +40,7 @@ async function measure(ctx: SuiteContext, kind: BrokerKind): Promise<OverloadRes
   try {
     const setup = await connectFanin(ctx, broker, broker.target, publisherSpecs(ctx), 0, true);
     try {
-      const seconds = ctx.quick ? 4 : 10;
+      const seconds = ctx.quick ? 4 : 7;
       const run = await runLoad({
         pubGen: setup.pubGen,
         subGen: setup.subGen,

@@ -22,7 +22,7 @@ import { countTelemetry, enrollDevices, startPlatform } from '../lib/platform.ts
 import type { RunningPlatform } from '../lib/platform.ts';
 import type { RunningBroker, Suite } from '../lib/types.ts';
 
-const RATES = [2000, 5000, 10_000, 20_000, 30_000, 40_000, 50_000, 65_000];
+const RATES = [5000, 10_000, 20_000, 30_000, 40_000, 50_000, 65_000];
 const QUICK_RATES = [5000, 10_000, 20_000, 40_000, 60_000];
 
 const suite: Suite = {
