@@ -4,6 +4,7 @@
 
 import { Agent, request as httpsRequest } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import { createOperations, type Operations } from '@bulwark/api-client';
 import type {
   AttachmentTargetType,
   DiffInput,
@@ -102,6 +103,8 @@ export interface ApiClient {
   readonly baseUrl: string;
   /** Any API call: resolves with the parsed body of a 2xx answer, rejects with ApiError or ConnectionError. */
   request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
+  /** Every operation of the API, typed, generated from its OpenAPI document (@bulwark/api-client). */
+  readonly ops: Operations;
   whoami(): Promise<Whoami>;
   createDevice(input: CreateDeviceInput): Promise<Device>;
   listDevices(query?: PageQuery): Promise<Page<Device>>;
@@ -250,6 +253,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   return {
     baseUrl,
     request,
+    ops: createOperations({ request }),
     whoami: () => call('GET', '/whoami'),
     createDevice: (input) => call('POST', '/devices', { body: input }),
     listDevices: (query = {}) =>

@@ -6,6 +6,7 @@ import { caCommands } from './ca.ts';
 import { certCommands } from './cert.ts';
 import { deviceCommands } from './device.ts';
 import { fleetCommands, groupCommands } from './fleet.ts';
+import { iamCommands } from './iam.ts';
 import { enrollmentCommands } from './enrollment.ts';
 import { loginCommands } from './login.ts';
 import { policyCommands } from './policy.ts';
@@ -23,6 +24,7 @@ export const commands: readonly Command[] = [
   ...enrollmentCommands,
   ...caCommands,
   ...telemetryCommands,
+  ...iamCommands,
   ...auditCommands,
   ...simulateCommands,
   ...startCommands,

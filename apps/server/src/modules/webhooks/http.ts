@@ -146,6 +146,40 @@ export function webhookRoutes(deps: { webhooks: WebhookService }): HttpRoute[] {
           properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } },
           additionalProperties: false,
         },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    messageId: { type: 'string' },
+                    eventType: { type: 'string' },
+                    attempt: { type: 'integer' },
+                    at: { type: 'string', format: 'date-time' },
+                    statusCode: { type: ['integer', 'null'] },
+                    ok: { type: 'boolean' },
+                    durationMs: { type: 'integer' },
+                    error: { type: ['string', 'null'] },
+                  },
+                  required: [
+                    'messageId',
+                    'eventType',
+                    'attempt',
+                    'at',
+                    'statusCode',
+                    'ok',
+                    'durationMs',
+                    'error',
+                  ],
+                },
+              },
+            },
+            required: ['items'],
+          },
+        },
       },
       async handler(ctx) {
         const limit = (ctx.query as { limit?: number }).limit;
