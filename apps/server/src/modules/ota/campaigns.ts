@@ -47,6 +47,8 @@ export interface CampaignDeps {
   capabilities(tenant: string, deviceIds: readonly string[]): Promise<Map<string, string>>;
   /** Most devices one campaign may target. */
   maxDevices?: number;
+  /** How long after a device's result the campaign is evaluated (results are batched). Default 100 ms. */
+  reportDebounceMs?: number;
 }
 
 export interface Exclusion {
@@ -248,6 +250,22 @@ export function createCampaignService(deps: CampaignDeps): CampaignService {
   const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
   const running = new Map<string, Promise<void>>();
   const again = new Set<string>();
+  // Reports arrive by the thousand: they schedule one evaluation per campaign a moment later instead of
+  // one each (the evaluation counts the wave, which costs the same for one report or a thousand).
+  const kicks = new Map<string, { timer: ReturnType<typeof setTimeout>; run: () => Promise<void> }>();
+  const kick = (tenant: string, id: string) => {
+    const k = key(tenant, id);
+    if (kicks.has(k) || closed) return;
+    const run = () => {
+      const entry = kicks.get(k);
+      if (entry) clearTimeout(entry.timer);
+      kicks.delete(k);
+      return evaluate(tenant, id);
+    };
+    const timer = setTimeout(() => void run(), deps.reportDebounceMs ?? 100);
+    timer.unref?.();
+    kicks.set(k, { timer, run });
+  };
   const releases = new Map<string, Release>();
   let closed = false;
 
@@ -863,7 +881,7 @@ export function createCampaignService(deps: CampaignDeps): CampaignService {
             details: { campaign: c.id, wave: a.wave },
           });
         }
-        if (ACTIVE_CAMPAIGN_STATES.includes(c.state)) void evaluate(tenant, c.id);
+        if (ACTIVE_CAMPAIGN_STATES.includes(c.state)) kick(tenant, c.id);
       }
     },
 
@@ -876,11 +894,15 @@ export function createCampaignService(deps: CampaignDeps): CampaignService {
     evaluate,
 
     async idle() {
-      while (running.size > 0) await Promise.all([...running.values()]);
+      while (running.size > 0 || kicks.size > 0) {
+        await Promise.all([...[...kicks.values()].map((k) => k.run()), ...running.values()]);
+      }
     },
 
     close() {
       closed = true;
+      for (const k of kicks.values()) clearTimeout(k.timer);
+      kicks.clear();
     },
   };
 }
