@@ -303,7 +303,7 @@ export interface SweepOptions {
   log(message: string): void;
   /** Re-runs allowed per contestant for steps disturbed by other work on the machine. */
   maxDisturbed?: number;
-  /** Run an undisturbed failed step once more before believing it (default true). */
+  /** Run an unexplained failed step once more before believing it (default true). */
   retryFailures?: boolean;
 }
 
@@ -329,10 +329,10 @@ interface State {
 /**
  * Steps the offered rate up, the contestants taking turns at each rate (so that whatever else the
  * machine is doing hits them alike), until each has a step it does not hold. The machine is shared:
- * a step during which other work took one of our cores is run again after a pause when it failed or
- * is the latency step (at most `maxDisturbed` times per contestant), and an undisturbed failure is
- * run once more before it counts. Then one step halfway between the last held and the failed rate
- * narrows each answer.
+ * a step during which other work took the broker's core is run again after a pause when it failed or
+ * is the latency step (at most `maxDisturbed` times per contestant), and a failure that neither
+ * saturated core explains is run once more before it counts. Then one step halfway between the last
+ * held and the failed rate narrows each answer.
  */
 export async function sweep(
   o: SweepOptions,
@@ -355,18 +355,20 @@ export async function sweep(
     if (rate === o.latencyRate && (s.held || st.latency === undefined)) st.latency = s;
     return s;
   };
-  const step = async (st: State, rate: number): Promise<StepResult> => {
+  const step = async (st: State, rate: number, retry: boolean): Promise<StepResult> => {
     let s = await once(st, rate);
-    let retried = o.retryFailures === false;
+    let retried = !retry || o.retryFailures === false;
     for (;;) {
       const noisy = s.brokerWait > WAIT_LIMIT && (!s.held || rate === o.latencyRate);
+      // A failure with neither core saturated has no explanation in this run: look again once.
+      const unexplained = !s.held && s.brokerCpu < 90 && s.loadCpu < 90;
       if (noisy && st.disturbedLeft > 0) {
         st.disturbedLeft--;
         st.reruns++;
         o.log(
           `  ${st.c.label}: the broker waited for its core ${s.brokerWait} % of the time, running the step again`,
         );
-      } else if (!s.held && !retried) retried = true;
+      } else if (unexplained && !retried) retried = true;
       else return s;
       await o.pause(noisy ? 3000 : 1500);
       s = await once(st, rate);
@@ -376,7 +378,7 @@ export async function sweep(
     const active = states.filter((st) => st.failed === undefined);
     if (active.length === 0) break;
     for (const st of active) {
-      const s = await step(st, rate);
+      const s = await step(st, rate, true);
       if (s.held) st.maxHeld = rate;
       else {
         st.failed = s;
@@ -390,7 +392,7 @@ export async function sweep(
     const hi = st.failed.rate;
     const mid = Math.round((lo === 0 ? hi / 2 : (lo + hi) / 2) / 500) * 500;
     if (mid > lo && mid < hi && mid >= 500) {
-      const s = await step(st, mid);
+      const s = await step(st, mid, false);
       if (s.held) st.maxHeld = mid;
       else st.failed = s;
       await o.pause(1500);
