@@ -1,52 +1,30 @@
 // Composition root: builds stores, services and transports from the config, and tears them down.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/index.ts';
+import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } from './kernel/index.ts';
+import { openDatabase } from './infra/database/index.ts';
+import { createKeyProtector } from './infra/keys/index.ts';
+import { createSqlRetainedStore, createSqlSessionStore } from './infra/mqtt-store/index.ts';
+import { createNatsRouter } from './infra/cluster/nats-router.ts';
+import { createMetricsService, metricsRoutes } from './modules/metrics/index.ts';
+import { createPkiService, createPkiStore, pkiRoutes, type PkiService } from './modules/pki/index.ts';
+import { createEstService, createEstStore, estRoutes, type EstService } from './modules/est/index.ts';
+import { createLocalClusterEvents, createPostgresClusterEvents } from './infra/cluster/index.ts';
+import { registerOtaEndpoints, registerPkiEndpoints } from './transport/http/index.ts';
+import { createFsBlobStore } from './infra/blobs/index.ts';
 import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
-import { X509Certificate } from "node:crypto";
-import { isIP } from "node:net";
-import { join } from "node:path";
-import type { FastifyInstance } from "fastify";
-import type { Config } from "./config/index.ts";
-import {
-  randomIds,
-  systemClock,
-  type Clock,
-  type Db,
-  type Ids,
-  type Logger,
-} from "./kernel/index.ts";
-import { openDatabase } from "./infra/database/index.ts";
-import { createKeyProtector } from "./infra/keys/index.ts";
-import {
-  createSqlRetainedStore,
-  createSqlSessionStore,
-} from "./infra/mqtt-store/index.ts";
-import { createNatsRouter } from "./infra/cluster/nats-router.ts";
-import {
-  createMetricsService,
-  metricsRoutes,
-} from "./modules/metrics/index.ts";
-import {
-  createPkiService,
-  createPkiStore,
-  pkiRoutes,
-  type PkiService,
-} from "./modules/pki/index.ts";
-import {
-  createEstService,
-  createEstStore,
-  estRoutes,
-  type EstService,
-} from "./modules/est/index.ts";
-import {
-  createLocalClusterEvents,
-  createPostgresClusterEvents,
-} from "./infra/cluster/index.ts";
-import { registerPkiEndpoints } from "./transport/http/index.ts";
+  createCampaignService,
+  createOtaStore,
+  createRepositoryService,
+  otaMessageHandler,
+  otaRoutes,
+  type CampaignService,
+  type RepositoryService,
+} from './modules/ota/index.ts';
 import {
   createDeviceService,
   createDeviceStore,
@@ -54,19 +32,19 @@ import {
   fleetRoutes,
   groupRoutes,
   type DeviceService,
-} from "./modules/devices/index.ts";
+} from './modules/devices/index.ts';
 import {
   createTelemetryService,
   createTelemetryStore,
   telemetryRoutes,
   type TelemetryService,
-} from "./modules/telemetry/index.ts";
+} from './modules/telemetry/index.ts';
 import {
   auditRoutes,
   createAuditService,
   createAuditStore,
   type AuditService,
-} from "./modules/audit/index.ts";
+} from './modules/audit/index.ts';
 import {
   createIamService,
   createIamStore,
@@ -75,13 +53,13 @@ import {
   iamRoutes,
   type IamOptions,
   type IamService,
-} from "./modules/iam/index.ts";
+} from './modules/iam/index.ts';
 import {
   createPolicyService,
   createPolicyStore,
   policyRoutes,
   type PolicyService,
-} from "./modules/policy/index.ts";
+} from './modules/policy/index.ts';
 import {
   checkWebhookUrl,
   createWebhookService,
@@ -91,20 +69,17 @@ import {
   type PlatformEvent,
   type WebhookOptions,
   type WebhookService,
-} from "./modules/webhooks/index.ts";
-import { buildHttpApp, createRateLimiter } from "./transport/http/index.ts";
-import {
-  createMqttTransport,
-  type MqttTransport,
-} from "./transport/mqtt/index.ts";
+} from './modules/webhooks/index.ts';
+import { buildHttpApp, createRateLimiter } from './transport/http/index.ts';
+import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
 import {
   commandRoutes,
   createCommandsService,
   createCommandsStore,
   deviceMessageHandler,
-} from "./modules/commands/index.ts";
+} from './modules/commands/index.ts';
 
-export const VERSION = "0.1.0";
+export const VERSION = '0.1.0';
 
 export interface AppDeps {
   clock?: Clock;
@@ -131,14 +106,10 @@ export interface App {
     audit: AuditService;
     iam: IamService;
     policy: PolicyService;
+    ota: { repository: RepositoryService; campaigns: CampaignService };
     webhooks: WebhookService;
   };
-  readonly paths: {
-    caFile: string;
-    serverCert: string;
-    serverKey: string;
-    initialTokenFile: string;
-  };
+  readonly paths: { caFile: string; serverCert: string; serverKey: string; initialTokenFile: string };
   /** Set on the first start only: where the owner's one-time token was written. */
   readonly initialTokenWritten: boolean;
   start(): Promise<{ httpPort: number; mqttPort: number }>;
@@ -150,13 +121,8 @@ function ensureDir(path: string, mode: number): void {
   chmodSync(path, mode);
 }
 
-function sameNames(
-  cert: X509Certificate,
-  hostnames: readonly string[],
-): boolean {
-  const sans = (cert.subjectAltName ?? "")
-    .split(", ")
-    .map((s) => s.replace(/^(DNS|IP Address):/, ""));
+function sameNames(cert: X509Certificate, hostnames: readonly string[]): boolean {
+  const sans = (cert.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, ''));
   const want = hostnames.map((h) => (isIP(h) === 6 ? expandIpv6(h) : h));
   const have = sans.map((h) => (isIP(h) === 6 ? expandIpv6(h) : h));
   return want.length === have.length && want.every((h) => have.includes(h));
@@ -172,13 +138,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const logger = deps.logger;
   const dataDir = config.dataDir;
   ensureDir(dataDir, 0o700);
-  ensureDir(join(dataDir, "secrets"), 0o700);
-  ensureDir(join(dataDir, "tls"), 0o700);
+  ensureDir(join(dataDir, 'secrets'), 0o700);
+  ensureDir(join(dataDir, 'tls'), 0o700);
   const paths = {
-    caFile: join(dataDir, "tls", "ca.crt"),
-    serverCert: join(dataDir, "tls", "server.crt"),
-    serverKey: join(dataDir, "tls", "server.key"),
-    initialTokenFile: join(dataDir, "secrets", "initial-admin-token"),
+    caFile: join(dataDir, 'tls', 'ca.crt'),
+    serverCert: join(dataDir, 'tls', 'server.crt'),
+    serverKey: join(dataDir, 'tls', 'server.key'),
+    initialTokenFile: join(dataDir, 'secrets', 'initial-admin-token'),
   };
 
   const db = await openDatabase({
@@ -191,25 +157,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const keys = await createKeyProtector(
       config.secrets.masterKey
         ? { base64: config.secrets.masterKey }
-        : { file: join(dataDir, "secrets", "master.key") },
+        : { file: join(dataDir, 'secrets', 'master.key') },
     );
-    const auditLog = createAuditService({
-      store: createAuditStore(db),
-      clock,
-      logger,
-    });
+    const auditLog = createAuditService({ store: createAuditStore(db), clock, logger });
     // Administrative actions in the audit log are also events for webhook subscribers.
     const webhooksRef: { current?: WebhookService } = {};
     const offerEvent = (e: PlatformEvent | undefined) => {
       if (!e || !webhooksRef.current) return;
       void webhooksRef.current
         .publish(e)
-        .catch((err: unknown) =>
-          logger.warn(
-            { err: String(err), type: e.type },
-            "webhook event not queued",
-          ),
-        );
+        .catch((err: unknown) => logger.warn({ err: String(err), type: e.type }, 'webhook event not queued'));
     };
     const audit: typeof auditLog = {
       ...auditLog,
@@ -225,18 +182,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const iamStore = createIamStore(db);
     // Custom roles live in iam; the policy engine asks for them by name (late-bound: iam needs policy).
     const late: { iam?: IamService } = {};
-    const devices = createDeviceService({
-      store: createDeviceStore(db),
-      clock,
-    });
+    const devices = createDeviceService({ store: createDeviceStore(db), clock });
     const placementOf = (
       tenant: string,
       p: {
-        device: {
-          id: string;
-          fleet: string;
-          attributes: Readonly<Record<string, string>>;
-        };
+        device: { id: string; fleet: string; attributes: Readonly<Record<string, string>> };
         groups: string[];
       },
     ) => ({
@@ -248,7 +198,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const policy = createPolicyService({
       store: createPolicyStore(db),
       clock,
-      logger: logger.child({ component: "policy" }),
+      logger: logger.child({ component: 'policy' }),
       platformTenant: config.tenant,
       nodeId: ids.uuid(),
       roles: {
@@ -262,12 +212,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         },
         async devicesIn(tenant, target, page) {
           const scope =
-            target.type === "fleet"
+            target.type === 'fleet'
               ? { fleet: target.id, subtree: true }
-              : target.type === "group"
+              : target.type === 'group'
                 ? { group: target.id }
                 : {};
-          if (target.type === "device") {
+          if (target.type === 'device') {
             const p = await devices.placement(tenant, target.id);
             return p && (page.after === undefined || p.device.id > page.after)
               ? [placementOf(tenant, p)]
@@ -281,9 +231,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           return rows.map((p) => placementOf(tenant, p));
         },
         async targetExists(tenant, type, id) {
-          if (type === "device")
-            return (await devices.find(tenant, id)) !== undefined;
-          if (type === "fleet")
+          if (type === 'device') return (await devices.find(tenant, id)) !== undefined;
+          if (type === 'fleet')
             return devices.getFleet(tenant, id).then(
               () => true,
               () => false,
@@ -295,9 +244,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         },
         async account(tenant, id) {
           const a = await iamStore.getAccount(id);
-          return a && a.tenant === tenant
-            ? { kind: a.kind, role: a.role }
-            : undefined;
+          return a && a.tenant === tenant ? { kind: a.kind, role: a.role } : undefined;
         },
       },
     });
@@ -319,13 +266,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await iam.load();
     // Other nodes' custom roles (shared PostgreSQL).
     const rolesTimer =
-      db.dialect === "postgres"
+      db.dialect === 'postgres'
         ? setInterval(() => {
             void iam
               .refreshRoles()
-              .catch((err: unknown) =>
-                logger.warn({ err: String(err) }, "role refresh failed"),
-              );
+              .catch((err: unknown) => logger.warn({ err: String(err) }, 'role refresh failed'));
           }, 5_000)
         : undefined;
     rolesTimer?.unref();
@@ -338,55 +283,44 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       iam,
       sealer: keys,
       sender: fetchSender,
-      logger: logger.child({ component: "webhooks" }),
+      logger: logger.child({ component: 'webhooks' }),
       checkUrl: checkWebhookUrl,
       record: (e) => auditLog.record(e),
       ...(deps.webhooks ? { options: deps.webhooks } : {}),
     });
     await webhooks.load();
     webhooksRef.current = webhooks;
-    const deviceEvent = (
-      type: "device.connected" | "device.disconnected",
-      t: string,
-      deviceId: string,
-    ) =>
+    const deviceEvent = (type: 'device.connected' | 'device.disconnected', t: string, deviceId: string) =>
       offerEvent({
         type,
         tenant: t,
-        action: "devices:read",
+        action: 'devices:read',
         resource: `bulwark:${t}:device/${deviceId}`,
         data: { deviceId },
       });
     // Placement (fleet, groups, attributes) is policy input: every change reaches live sessions.
     const offPlacement = devices.onEvent((e) => {
-      if (e.type !== "placement") return;
+      if (e.type !== 'placement') return;
       void policy
         .notify({
           tenant: e.tenant,
           scope: e.deviceIds
-            ? { kind: "devices", ids: e.deviceIds }
+            ? { kind: 'devices', ids: e.deviceIds }
             : e.group
-              ? { kind: "group", name: e.group }
-              : { kind: "all" },
+              ? { kind: 'group', name: e.group }
+              : { kind: 'all' },
           reason: e.reason,
           placementChanged: true,
         })
-        .catch((err: unknown) =>
-          logger.error(
-            { err: String(err) },
-            "policy change notification failed",
-          ),
-        );
+        .catch((err: unknown) => logger.error({ err: String(err) }, 'policy change notification failed'));
     });
     // Several nodes on one PostgreSQL: replay the others' policy changes (well within a second).
     const syncTimer =
-      db.dialect === "postgres"
+      db.dialect === 'postgres'
         ? setInterval(() => {
             void policy
               .sync()
-              .catch((err: unknown) =>
-                logger.warn({ err: String(err) }, "policy sync failed"),
-              );
+              .catch((err: unknown) => logger.warn({ err: String(err) }, 'policy sync failed'));
           }, 250)
         : undefined;
     syncTimer?.unref();
@@ -397,7 +331,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
     // Revocations and CA changes reach the other nodes through LISTEN/NOTIFY (PostgreSQL) within a second.
     const cluster =
-      db.dialect === "postgres"
+      db.dialect === 'postgres'
         ? await createPostgresClusterEvents({
             url: config.database.url,
             ...(deps.databaseSchema ? { schema: deps.databaseSchema } : {}),
@@ -405,7 +339,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           })
         : createLocalClusterEvents(undefined, logger);
     closers.push(() => cluster.close());
-    const crlHost = config.hostnames[0] ?? "localhost";
+    const crlHost = config.hostnames[0] ?? 'localhost';
     const publicBase = `https://${isIP(crlHost) === 6 ? `[${crlHost}]` : crlHost}:${config.http.port}`;
     const pki = createPkiService({
       store: createPkiStore(db),
@@ -423,24 +357,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (await iam.ensureTenant(tenant)) {
       await audit.record({
         tenant,
-        actor: { type: "system", id: "bootstrap" },
-        action: "tenant.create",
-        target: { type: "tenant", id: tenant },
-        outcome: "success",
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'tenant.create',
+        target: { type: 'tenant', id: tenant },
+        outcome: 'success',
       });
     }
     await pki.ensureHierarchy(tenant);
 
     // The server's own certificate: reissued when the host names change or it nears expiry.
-    let serverCertPem = existsSync(paths.serverCert)
-      ? readFileSync(paths.serverCert, "utf8")
-      : undefined;
-    let serverKeyPem = existsSync(paths.serverKey)
-      ? readFileSync(paths.serverKey, "utf8")
-      : undefined;
-    const current = serverCertPem
-      ? new X509Certificate(serverCertPem)
-      : undefined;
+    let serverCertPem = existsSync(paths.serverCert) ? readFileSync(paths.serverCert, 'utf8') : undefined;
+    let serverKeyPem = existsSync(paths.serverKey) ? readFileSync(paths.serverKey, 'utf8') : undefined;
+    const current = serverCertPem ? new X509Certificate(serverCertPem) : undefined;
     if (
       !current ||
       !serverKeyPem ||
@@ -455,15 +383,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       writeFileSync(paths.serverCert, serverCertPem, { mode: 0o644 });
       await audit.record({
         tenant: null,
-        actor: { type: "system", id: "bootstrap" },
-        action: "cert.issue-server",
-        target: { type: "certificate", id: issued.serial },
-        outcome: "success",
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'cert.issue-server',
+        target: { type: 'certificate', id: issued.serial },
+        outcome: 'success',
         details: { hostnames: config.hostnames },
       });
     }
-    if (!serverCertPem || !serverKeyPem)
-      throw new Error("server certificate missing");
+    if (!serverCertPem || !serverKeyPem) throw new Error('server certificate missing');
     const tlsCert = serverCertPem;
     const tlsKey = serverKeyPem;
     const rootPem = await pki.rootCaPem();
@@ -473,33 +400,29 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const owner = await iam.bootstrapOwner(tenant);
     if (owner) {
       // 'wx': never overwrite, never exist with wider permissions than 0600.
-      writeFileSync(paths.initialTokenFile, `${owner.token}\n`, {
-        mode: 0o600,
-        flag: "wx",
-      });
+      writeFileSync(paths.initialTokenFile, `${owner.token}\n`, { mode: 0o600, flag: 'wx' });
       initialTokenWritten = true;
       await audit.record({
         tenant,
-        actor: { type: "system", id: "bootstrap" },
-        action: "account.create-owner",
-        target: { type: "account", id: owner.account.id },
-        outcome: "success",
+        actor: { type: 'system', id: 'bootstrap' },
+        action: 'account.create-owner',
+        target: { type: 'account', id: owner.account.id },
+        outcome: 'success',
       });
     }
 
     // MQTT sessions and retained messages live in the database, so they survive restarts and are shared
     // by the nodes of a cluster; each node restores the sessions it held (its id is kept in the data dir).
-    const nodeIdFile = join(dataDir, "node-id");
-    if (!existsSync(nodeIdFile))
-      writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: "wx" });
-    const nodeId = readFileSync(nodeIdFile, "utf8").trim();
+    const nodeIdFile = join(dataDir, 'node-id');
+    if (!existsSync(nodeIdFile)) writeFileSync(nodeIdFile, `${ids.uuid()}\n`, { mode: 0o644, flag: 'wx' });
+    const nodeId = readFileSync(nodeIdFile, 'utf8').trim();
     const mqttSessions = createSqlSessionStore(db, { node: nodeId, clock });
     // Scale-out: nodes forward messages to each other for the topics their clients subscribe to.
     const router = config.cluster.natsUrl
       ? createNatsRouter({
           url: config.cluster.natsUrl,
           node: nodeId,
-          logger: logger.child({ component: "cluster" }),
+          logger: logger.child({ component: 'cluster' }),
         })
       : undefined;
     await router?.start();
@@ -508,21 +431,66 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       store: createCommandsStore(db),
       clock,
       ids,
-      logger: logger.child({ component: "commands" }),
+      logger: logger.child({ component: 'commands' }),
       publish: (m) => mqtt.broker.publish(m),
       isConnected: (t, id) => mqtt.isConnected(t, id),
       deviceExists: async (t, id) => void (await devices.get(t, id)),
     });
     const offCommandDevices = devices.onEvent((e) => {
-      if (e.type !== "deleted") return;
+      if (e.type !== 'deleted') return;
       commands
         .deviceDeleted(e.tenant, e.deviceId)
         .catch((err: unknown) =>
-          logger.warn(
-            { err: String(err), deviceId: e.deviceId },
-            "twin cleanup failed",
-          ),
+          logger.warn({ err: String(err), deviceId: e.deviceId }, 'twin cleanup failed'),
         );
+    });
+    // Safe remote updates: releases and the TUF repository (artifacts under <dataDir>/blobs), campaigns
+    // whose notices reach devices over their own MQTT sessions (retained per device).
+    const otaStore = createOtaStore(db);
+    const repository = createRepositoryService({
+      store: otaStore,
+      blobs: createFsBlobStore(join(dataDir, 'blobs')),
+      keys,
+      clock,
+      audit,
+      logger: logger.child({ component: 'ota' }),
+      options: {
+        maxArtifactBytes: config.ota.maxArtifactBytes,
+        signing: config.ota.signing,
+        targetsExpiryDays: config.ota.targetsExpiryDays,
+        timestampExpirySeconds: config.ota.timestampExpirySeconds,
+      },
+    });
+    const campaigns = createCampaignService({
+      store: otaStore,
+      repository,
+      devices,
+      audit,
+      clock,
+      logger: logger.child({ component: 'campaigns' }),
+      publish: (m) => mqtt.broker.publish(m),
+      capabilities: (t, deviceIds) => otaStore.latestCapabilities(t, deviceIds),
+    });
+    const commandMessages = deviceMessageHandler(commands, (err, deviceId) =>
+      logger.warn({ err: String(err), deviceId }, 'retained desired state not published'),
+    );
+    const otaMessages = otaMessageHandler(campaigns);
+    // Campaign steps that depend on time (rate limit, windows, timeouts) and timestamp re-signing.
+    const campaignTimer = setInterval(() => {
+      void campaigns
+        .tick()
+        .catch((err: unknown) => logger.error({ err: String(err) }, 'campaign tick failed'));
+    }, 1000);
+    campaignTimer.unref();
+    const tufTimer = setInterval(() => {
+      void repository
+        .refresh()
+        .catch((err: unknown) => logger.error({ err: String(err) }, 'TUF refresh failed'));
+    }, 60_000);
+    tufTimer.unref();
+    closers.push(async () => {
+      clearInterval(campaignTimer);
+      clearInterval(tufTimer);
     });
     const mqtt = createMqttTransport({
       ports: {
@@ -535,42 +503,43 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       policy,
       telemetry,
       audit,
-      logger: logger.child({ component: "mqtt" }),
+      logger: logger.child({ component: 'mqtt' }),
       deviceEvents: {
-        connected: (t, id) => deviceEvent("device.connected", t, id),
-        disconnected: (t, id) => deviceEvent("device.disconnected", t, id),
+        connected: (t, id) => deviceEvent('device.connected', t, id),
+        disconnected: (t, id) => deviceEvent('device.disconnected', t, id),
         telemetry(t, deviceId, stream, payload) {
           let data: unknown;
           try {
-            data = JSON.parse(payload.toString("utf8"));
+            data = JSON.parse(payload.toString('utf8'));
           } catch {
             return;
           }
           offerEvent({
-            type: "telemetry",
+            type: 'telemetry',
             tenant: t,
-            action: "telemetry:read",
+            action: 'telemetry:read',
             resource: `bulwark:${t}:device/${deviceId}`,
-            data: { deviceId, stream: stream ?? "", data },
+            data: { deviceId, stream: stream ?? '', data },
           });
         },
       },
-      deviceMessages: deviceMessageHandler(commands, (err, deviceId) =>
-        logger.warn(
-          { err: String(err), deviceId },
-          "retained desired state not published",
-        ),
-      ),
+      deviceMessages: {
+        async handle(t, deviceId, topic, payload) {
+          const handled = await otaMessages.handle(t, deviceId, topic, payload);
+          return handled === false ? commandMessages.handle(t, deviceId, topic, payload) : handled;
+        },
+        connected(t, deviceId) {
+          commandMessages.connected(t, deviceId);
+          otaMessages.connected(t, deviceId);
+        },
+      },
       tls: {
         key: tlsKey,
         cert: tlsCert,
         ca: await pki.trustAnchorsPem(),
         minVersion: config.mqtt.tlsMinVersion,
       },
-      limits: {
-        maxPacketSize: config.mqtt.maxPacketSize,
-        keepAliveMax: config.mqtt.keepAliveMax,
-      },
+      limits: { maxPacketSize: config.mqtt.maxPacketSize, keepAliveMax: config.mqtt.keepAliveMax },
     });
     const est = createEstService({
       store: createEstStore(db),
@@ -584,20 +553,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
     // Renewed certificates are revoked when their grace period ends; every node sweeps (idempotent).
     const estTimer = setInterval(() => {
-      void est
-        .sweep()
-        .catch((err: unknown) =>
-          logger.error({ err: String(err) }, "EST sweep failed"),
-        );
+      void est.sweep().catch((err: unknown) => logger.error({ err: String(err) }, 'EST sweep failed'));
     }, 30_000);
     estTimer.unref();
     // Safety net for cluster events lost while a node was partitioned from the bus.
     const pkiTimer = setInterval(() => {
-      void pki
-        .load()
-        .catch((err: unknown) =>
-          logger.warn({ err: String(err) }, "PKI reload failed"),
-        );
+      void pki.load().catch((err: unknown) => logger.warn({ err: String(err) }, 'PKI reload failed'));
     }, 300_000);
     pkiTimer.unref();
     closers.push(async () => {
@@ -611,10 +572,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Overload made visible: broker back-pressure and queues, telemetry queue depth (GET /api/v1/metrics).
     const metrics = createMetricsService({
       broker: () => mqtt.broker.metrics,
-      telemetry: () => ({
-        pending: telemetry.pending,
-        capacity: config.telemetry.queueMax,
-      }),
+      telemetry: () => ({ pending: telemetry.pending, capacity: config.telemetry.queueMax }),
       cluster: () => router?.stats,
       process: () => {
         const m = process.memoryUsage();
@@ -638,11 +596,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           isConnected: (t, id) => mqtt.isConnected(t, id),
           deviceCertDays: config.pki.deviceCertDays,
         }),
-        ...telemetryRoutes({
-          telemetry,
-          deviceExists: async (t, id) => void (await devices.get(t, id)),
-        }),
+        ...telemetryRoutes({ telemetry, deviceExists: async (t, id) => void (await devices.get(t, id)) }),
         ...commandRoutes({ commands, audit }),
+        ...otaRoutes({ repository, campaigns }),
         ...auditRoutes({ audit, platformTenant: config.tenant }),
         ...webhookRoutes({ webhooks }),
         ...pkiRoutes({
@@ -650,44 +606,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           audit,
           now: () => clock.now(),
           requireFleet: async (t, fleet) =>
-            void (fleet === "" ? undefined : await devices.getFleet(t, fleet)),
+            void (fleet === '' ? undefined : await devices.getFleet(t, fleet)),
         }),
         ...estRoutes({ est, audit, now: () => clock.now() }),
         ...policyRoutes({ policy, audit }),
         ...fleetRoutes({
           devices,
           audit,
-          attachedPolicies: (t, type, id) =>
-            policy.attachments(t, { type, id }).map((a) => a.policyId),
+          attachedPolicies: (t, type, id) => policy.attachments(t, { type, id }).map((a) => a.policyId),
         }),
         ...groupRoutes({
           devices,
           audit,
-          attachedPolicies: (t, type, id) =>
-            policy.attachments(t, { type, id }).map((a) => a.policyId),
+          attachedPolicies: (t, type, id) => policy.attachments(t, { type, id }).map((a) => a.policyId),
         }),
       ],
       extra: async (app) => {
         // CRLs are public by design (RFC 5280 §4.2.1.13): relying parties fetch them without credentials.
         app.get<{ Params: { file: string } }>(
-          "/pki/crl/:file",
+          '/pki/crl/:file',
           { schema: { hide: true } },
           async (req, reply) => {
             const m = /^([a-z0-9][a-z0-9-]{0,62})\.crl$/.exec(req.params.file);
             if (!m?.[1]) return reply.status(404).send();
             const der = await pki.crlDer(m[1]);
-            return reply
-              .header("content-type", "application/pkix-crl")
-              .send(Buffer.from(der));
+            return reply.header('content-type', 'application/pkix-crl').send(Buffer.from(der));
           },
         );
         // EST (RFC 7030) under /.well-known/est and OCSP (RFC 6960) at /pki/ocsp: device-facing, no tokens.
-        await registerPkiEndpoints(app, {
-          est,
-          pki,
-          defaultTenant: config.tenant,
-          logger,
-        });
+        await registerPkiEndpoints(app, { est, pki, defaultTenant: config.tenant, logger });
+        // The TUF repository for devices: /ota/<tenant>/metadata/... and /ota/<tenant>/targets/... (mTLS).
+        await registerOtaEndpoints(app, { repository, pki, devices, policy, audit, logger });
       },
       publicRoutes: iamPublicRoutes({ iam, platformTenant: config.tenant }),
       clock,
@@ -695,7 +644,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       iam,
       policy,
       audit,
-      logger: logger.child({ component: "http" }),
+      logger: logger.child({ component: 'http' }),
       bodyLimit: config.http.bodyLimit,
       https: { key: tlsKey, cert: tlsCert },
       ready: () => ready,
@@ -703,9 +652,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
 
     // MQTT over WebSocket at wss://…/mqtt, on the HTTPS listener.
-    http.server.on("upgrade", (req, socket, head) =>
-      mqtt.handleUpgrade(req, socket, head),
-    );
+    http.server.on('upgrade', (req, socket, head) => mqtt.handleUpgrade(req, socket, head));
 
     let closed = false;
     return {
@@ -713,15 +660,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       db,
       http,
       mqtt,
-      services: { pki, est, devices, telemetry, audit, iam, policy, webhooks },
+      services: {
+        pki,
+        est,
+        devices,
+        telemetry,
+        audit,
+        iam,
+        policy,
+        ota: { repository, campaigns },
+        webhooks,
+      },
       paths,
       initialTokenWritten,
       async start() {
         await http.listen({ port: config.http.port, host: config.http.host });
         webhooks.start();
         const addr = http.server.address();
-        const httpPort =
-          typeof addr === "object" && addr ? addr.port : config.http.port;
+        const httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
         const mqttPort = await mqtt.listen(config.mqtt.port, config.mqtt.host);
         ready = true;
         return { httpPort, mqttPort };
@@ -736,6 +692,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         if (rolesTimer) clearInterval(rolesTimer);
         offCommandDevices();
         commands.close();
+        campaigns.close();
+        await campaigns.idle();
         webhooks.stop();
         await mqtt.close();
         await mqttSessions.close?.();

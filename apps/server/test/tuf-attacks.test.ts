@@ -10,15 +10,6 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes, sign, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  Metadata,
-  MetadataKind,
-  Signature,
-  TargetFile,
-  type Targets,
-  type Snapshot,
-  type Timestamp,
-} from '@tufjs/models';
 import { OtaAgent } from '@bulwark/device';
 import { createKeyProtector } from '../src/infra/keys/index.ts';
 import { canonical, sha256Hex } from '../src/modules/ota/index.ts';
@@ -282,57 +273,60 @@ describe('TUF attacks against the device agent', () => {
         format: 'der',
         type: 'pkcs8',
       });
-      return (md: Metadata<Targets | Snapshot | Timestamp>) =>
-        md.sign((bytes) => new Signature({ keyID: row.key_id, sig: sign(null, bytes, key).toString('hex') }));
+      return (signed: Record<string, unknown>) =>
+        JSON.stringify({
+          signed,
+          signatures: [
+            { keyid: row.key_id, sig: sign(null, Buffer.from(canonical(signed)), key).toString('hex') },
+          ],
+        });
     };
+    const get = async (path: string) =>
+      JSON.parse((await mirror.upstream(`/ota/${TENANT}/metadata/${path}`)).toString()) as {
+        signed: Record<string, unknown> & { version: number; meta: Record<string, { version: number }> };
+      };
     const evil = randomBytes(2048);
-    const tsBody = JSON.parse((await mirror.upstream(`/ota/${TENANT}/metadata/timestamp.json`)).toString());
-    const snapV = tsBody.signed.meta['snapshot.json'].version as number;
-    const snapBody = JSON.parse(
-      (await mirror.upstream(`/ota/${TENANT}/metadata/${snapV}.snapshot.json`)).toString(),
-    );
-    const tV = snapBody.signed.meta['targets.json'].version as number;
-    const targets = Metadata.fromJSON(
-      MetadataKind.Targets,
-      JSON.parse((await mirror.upstream(`/ota/${TENANT}/metadata/${tV}.targets.json`)).toString()),
-    );
-    targets.signed.version = tV + 1;
-    targets.signed.targets['sensor-fw/6.6.6'] = new TargetFile({
-      path: 'sensor-fw/6.6.6',
-      length: evil.length,
-      hashes: { sha256: sha256Hex(evil) },
-      unrecognizedFields: {
-        custom: { name: 'sensor-fw', version: '6.6.6', kind: 'firmware', hardware: ['sensor-v2'] },
+    const ts = await get('timestamp.json');
+    const snapV = ts.signed.meta['snapshot.json']?.version ?? 0;
+    const snap = await get(`${snapV}.snapshot.json`);
+    const tV = snap.signed.meta['targets.json']?.version ?? 0;
+    const targets = await get(`${tV}.targets.json`);
+    const forgedTargets = (await online('snapshot'))({
+      ...targets.signed,
+      version: tV + 1,
+      targets: {
+        ...(targets.signed.targets as object),
+        'sensor-fw/6.6.6': {
+          length: evil.length,
+          hashes: { sha256: sha256Hex(evil) },
+          custom: { name: 'sensor-fw', version: '6.6.6', kind: 'firmware', hardware: ['sensor-v2'] },
+        },
       },
     });
-    targets.signatures = {};
-    (await online('snapshot'))(targets); // the best key the attacker has
-    const forgedTargets = JSON.stringify(targets.toJSON());
-    const snapshot = Metadata.fromJSON(MetadataKind.Snapshot, snapBody);
-    snapshot.signed.version = snapV + 1;
-    snapshot.signed.meta['targets.json'] = new (
-      snapshot.signed.meta['targets.json']!.constructor as typeof import('@tufjs/models').MetaFile
-    )({
-      version: tV + 1,
-      length: Buffer.byteLength(forgedTargets),
-      hashes: { sha256: sha256Hex(forgedTargets) },
-    });
-    snapshot.signatures = {};
-    (await online('snapshot'))(snapshot);
-    const forgedSnapshot = JSON.stringify(snapshot.toJSON());
-    const timestamp = Metadata.fromJSON(MetadataKind.Timestamp, tsBody);
-    timestamp.signed.version += 1;
-    timestamp.signed.snapshotMeta = new (
-      timestamp.signed.snapshotMeta.constructor as typeof import('@tufjs/models').MetaFile
-    )({
+    const forgedSnapshot = (await online('snapshot'))({
+      ...snap.signed,
       version: snapV + 1,
-      length: Buffer.byteLength(forgedSnapshot),
-      hashes: { sha256: sha256Hex(forgedSnapshot) },
+      meta: {
+        'targets.json': {
+          version: tV + 1,
+          length: Buffer.byteLength(forgedTargets),
+          hashes: { sha256: sha256Hex(forgedTargets) },
+        },
+      },
     });
-    timestamp.signatures = {};
-    (await online('timestamp'))(timestamp);
+    const forgedTimestamp = (await online('timestamp'))({
+      ...ts.signed,
+      version: ts.signed.version + 1,
+      meta: {
+        'snapshot.json': {
+          version: snapV + 1,
+          length: Buffer.byteLength(forgedSnapshot),
+          hashes: { sha256: sha256Hex(forgedSnapshot) },
+        },
+      },
+    });
     mirror.state.respond = async (path, up) => {
-      if (path.endsWith('/timestamp.json')) return Buffer.from(JSON.stringify(timestamp.toJSON()));
+      if (path.endsWith('/timestamp.json')) return Buffer.from(forgedTimestamp);
       if (path.endsWith(`/${snapV + 1}.snapshot.json`)) return Buffer.from(forgedSnapshot);
       if (path.endsWith(`/${tV + 1}.targets.json`)) return Buffer.from(forgedTargets);
       if (path.includes('/targets/sensor-fw/')) return evil;

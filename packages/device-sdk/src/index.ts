@@ -50,3 +50,19 @@ export {
 export { parseProcNet, readListeningPorts, type ListeningPort } from './listening-ports.ts';
 export { buildCapabilityReport, type CapabilityOptions } from './capabilities.ts';
 export type { CapabilityReport, CommandRequest, CommandResult } from '@bulwark/protocol';
+export {
+  compareVersions,
+  hardwareMatches,
+  mqttMessaging,
+  MtlsFetcher,
+  OtaAgent,
+  OtaRefusedError,
+  type MtlsFetcherOptions,
+  type OtaAgentOptions,
+  type OtaEvents,
+  type OtaInstaller,
+  type OtaMessaging,
+  type OtaResult,
+  type OtaTarget,
+} from './ota/index.ts';
+export type { OtaNotice, OtaStatusReport } from '@bulwark/protocol';

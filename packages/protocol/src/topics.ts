@@ -23,6 +23,10 @@ export const topics = {
   /** Device to platform: CapabilityReport. */
   capabilities: (deviceId: string): string => `devices/${deviceId}/capabilities`,
   status: (deviceId: string): string => `devices/${deviceId}/status`,
+  /** Retained, platform to device: OtaNotice (what to install, roll back or stop). */
+  otaNotify: (deviceId: string): string => `devices/${deviceId}/ota/notify`,
+  /** Device to platform: OtaStatusReport (progress of an update). */
+  otaStatus: (deviceId: string): string => `devices/${deviceId}/ota/status`,
 } as const;
 
 export type ParsedDeviceTopic =
@@ -88,6 +92,43 @@ export interface CapabilityReport {
   /** CycloneDX JSON SBOM. */
   sbom?: Record<string, unknown>;
   sdk?: { name: string; version: string };
+}
+
+/**
+ * Retained on `devices/{id}/ota/notify` (QoS 1). Only a hint: the device installs a target only after
+ * verifying it against the signed TUF metadata of its repository, whatever the notice says.
+ */
+export interface OtaNotice {
+  campaign: string;
+  /** install: fetch, verify and install `target`; rollback: go back to the previous version; cancel: stop. */
+  action: 'install' | 'rollback' | 'cancel';
+  /** TUF target path, e.g. `sensor-fw/1.4.0`. */
+  target?: string;
+  version?: string;
+}
+
+export const OTA_STATES = [
+  'downloading',
+  'installing',
+  'rebooting',
+  'succeeded',
+  'failed',
+  'rolled-back',
+] as const;
+export type OtaState = (typeof OTA_STATES)[number];
+
+/** A device's report on `devices/{id}/ota/status`. */
+export interface OtaStatusReport {
+  campaign: string;
+  state: OtaState;
+  /** Download progress, 0-100. */
+  progress?: number;
+  /** Why it failed, for people; no secrets. */
+  reason?: string;
+  /** The version running now (after a reboot). */
+  version?: string;
+  /** Health after the reboot, e.g. `ok`, `degraded`. */
+  health?: string;
 }
 
 /** Parses `devices/{id}/...`; returns undefined for topics outside the device namespace. */

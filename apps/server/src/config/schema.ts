@@ -158,6 +158,44 @@ export const options: readonly OptionSpec[] = [
     description: 'Lifetime of device certificates, in days (short-lived; devices renew before expiry).',
   },
   {
+    key: 'ota.maxArtifactBytes',
+    env: 'BULWARK_OTA_MAX_ARTIFACT_BYTES',
+    type: 'integer',
+    default: '268435456',
+    min: 1024,
+    max: 17179869184,
+    description:
+      'Largest release artifact accepted, in bytes; an upload is stopped (and nothing kept) as soon as it goes past.',
+  },
+  {
+    key: 'ota.signing',
+    env: 'BULWARK_OTA_SIGNING',
+    type: 'enum',
+    values: ['offline', 'online'],
+    default: 'offline',
+    description:
+      'Who holds the TUF root and targets keys. `offline`: operators, with `bulwark release keygen|sign`; the platform never sees them. `online`: the platform (labs only: a compromised server could then release anything).',
+  },
+  {
+    key: 'ota.targetsExpiryDays',
+    env: 'BULWARK_OTA_TARGETS_EXPIRY_DAYS',
+    type: 'integer',
+    default: '90',
+    min: 1,
+    max: 730,
+    description: 'Lifetime of signed targets metadata, in days: releases must be re-signed before it ends.',
+  },
+  {
+    key: 'ota.timestampExpirySeconds',
+    env: 'BULWARK_OTA_TIMESTAMP_EXPIRY_SECONDS',
+    type: 'integer',
+    default: '86400',
+    min: 300,
+    max: 2592000,
+    description:
+      'Lifetime of TUF timestamp metadata (online key), re-signed at half-life. A device refuses updates from a repository frozen longer than this.',
+  },
+  {
     key: 'secrets.masterKey',
     env: 'BULWARK_MASTER_KEY',
     type: 'string',
@@ -203,6 +241,12 @@ export interface Config {
     readonly queueMax: number;
   };
   readonly pki: { readonly deviceCertDays: number };
+  readonly ota: {
+    readonly maxArtifactBytes: number;
+    readonly signing: 'offline' | 'online';
+    readonly targetsExpiryDays: number;
+    readonly timestampExpirySeconds: number;
+  };
   readonly secrets: { readonly masterKey: string };
   readonly cluster: { readonly natsUrl: string };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };

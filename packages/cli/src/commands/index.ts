@@ -13,6 +13,8 @@ import { policyCommands } from './policy.ts';
 import { simulateCommands } from './simulate.ts';
 import { startCommands } from './start.ts';
 import { telemetryCommands } from './telemetry.ts';
+import { releaseCommands } from './release.ts';
+import { campaignCommands } from './campaign.ts';
 
 export const commands: readonly Command[] = [
   ...loginCommands,
@@ -24,6 +26,8 @@ export const commands: readonly Command[] = [
   ...enrollmentCommands,
   ...caCommands,
   ...telemetryCommands,
+  ...releaseCommands,
+  ...campaignCommands,
   ...iamCommands,
   ...auditCommands,
   ...simulateCommands,

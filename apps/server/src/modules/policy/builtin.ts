@@ -3,7 +3,8 @@ import type { PolicyDocument } from './model.ts';
 /** Every device: connect as itself, and publish/subscribe/receive only inside devices/{its id}/. */
 export const deviceDefaultPolicy: PolicyDocument = {
   id: 'builtin:device-default',
-  description: 'A device may connect with its own id and use only its own topic namespace devices/{id}/#.',
+  description:
+    'A device may connect with its own id, use only its own topic namespace devices/{id}/#, and download from its tenant’s update repository.',
   statements: [
     {
       sid: 'connect-as-self',
@@ -16,6 +17,12 @@ export const deviceDefaultPolicy: PolicyDocument = {
       effect: 'allow',
       actions: ['mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
       resources: ['bulwark:${device.tenant}:topic/devices/${device.id}/#'],
+    },
+    {
+      sid: 'ota-download',
+      effect: 'allow',
+      actions: ['ota:download'],
+      resources: ['bulwark:${device.tenant}:ota/*'],
     },
   ],
 };
@@ -85,6 +92,8 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'groups:read',
           'policies:read',
           'metrics:read',
+          'releases:read',
+          'campaigns:*',
         ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
@@ -118,6 +127,8 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'sessions:read',
           'idp:read',
           'webhooks:read',
+          'releases:read',
+          'campaigns:read',
         ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
@@ -146,6 +157,8 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'sessions:read',
           'idp:read',
           'webhooks:read',
+          'releases:read',
+          'campaigns:read',
         ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
@@ -164,7 +177,15 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'read',
         effect: 'allow',
-        actions: ['devices:read', 'certs:read', 'telemetry:read', 'fleets:read', 'groups:read'],
+        actions: [
+          'devices:read',
+          'certs:read',
+          'telemetry:read',
+          'fleets:read',
+          'groups:read',
+          'releases:read',
+          'campaigns:read',
+        ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
     ],

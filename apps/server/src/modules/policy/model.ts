@@ -170,6 +170,10 @@ export const ACTIONS = [
   'idp:write',
   'webhooks:read',
   'webhooks:write',
+  'releases:read',
+  'releases:write',
+  'campaigns:read',
+  'campaigns:write',
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];

@@ -140,6 +140,9 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
 
+  // Binary uploads (release artifacts) reach the handler as the request stream, after authentication
+  // and authorization: the handler streams and size-limits them itself, nothing is buffered here.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler(errorHandler(logger));
   app.setNotFoundHandler((req, reply) =>
     sendProblem(

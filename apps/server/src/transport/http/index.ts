@@ -9,4 +9,5 @@ export {
 export { createRateLimiter, rateLimitHook, type RateLimiter } from './rate-limit.ts';
 export { problem, sendProblem } from './errors.ts';
 export { registerPkiEndpoints, type PkiEndpointDeps } from './est.ts';
+export { registerOtaEndpoints, parseRange, type OtaEndpointDeps } from './ota.ts';
 export * from './schemas.ts';
