@@ -1,18 +1,15 @@
 // Starts a real platform (real TLS listeners on loopback, port 0) for end-to-end tests.
-import "reflect-metadata";
-import { readFileSync } from "node:fs";
-import { request } from "node:https";
-import { webcrypto } from "node:crypto";
-import * as x509 from "@peculiar/x509";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { buildApp, type App, type AppDeps } from "../../apps/server/src/app.ts";
-import { loadConfig } from "../../apps/server/src/config/index.ts";
-import {
-  silentLogger,
-  type Clock,
-} from "../../apps/server/src/kernel/index.ts";
-import { tempDir, pgUrl, dropSchema } from "./db.ts";
-import { randomBytes } from "node:crypto";
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { buildApp, type App, type AppDeps } from '../../apps/server/src/app.ts';
+import { loadConfig } from '../../apps/server/src/config/index.ts';
+import { silentLogger, type Clock } from '../../apps/server/src/kernel/index.ts';
+import { tempDir, pgUrl, dropSchema } from './db.ts';
+import { randomBytes } from 'node:crypto';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -38,23 +35,21 @@ export async function startPlatform(
     clock?: Clock;
     postgres?: boolean;
     env?: Record<string, string>;
-    iam?: AppDeps["iam"];
-    webhooks?: AppDeps["webhooks"];
+    iam?: AppDeps['iam'];
+    webhooks?: AppDeps['webhooks'];
   } = {},
 ): Promise<Platform> {
-  const dir = tempDir("bulwark-platform-");
-  const schema = opts.postgres
-    ? `t_${randomBytes(6).toString("hex")}`
-    : undefined;
+  const dir = tempDir('bulwark-platform-');
+  const schema = opts.postgres ? `t_${randomBytes(6).toString('hex')}` : undefined;
   const config = loadConfig({
     env: {
       BULWARK_DATA_DIR: dir.path,
-      BULWARK_HTTP_PORT: "0",
-      BULWARK_MQTT_PORT: "0",
-      BULWARK_HTTP_HOST: "127.0.0.1",
-      BULWARK_MQTT_HOST: "127.0.0.1",
-      BULWARK_HOSTNAMES: "localhost,127.0.0.1",
-      BULWARK_LOG_LEVEL: "silent",
+      BULWARK_HTTP_PORT: '0',
+      BULWARK_MQTT_PORT: '0',
+      BULWARK_HTTP_HOST: '127.0.0.1',
+      BULWARK_MQTT_HOST: '127.0.0.1',
+      BULWARK_HOSTNAMES: 'localhost,127.0.0.1',
+      BULWARK_LOG_LEVEL: 'silent',
       ...(opts.postgres && pgUrl ? { BULWARK_DATABASE_URL: pgUrl } : {}),
       ...opts.env,
     },
@@ -67,8 +62,8 @@ export async function startPlatform(
     ...(schema ? { databaseSchema: schema } : {}),
   });
   const { httpPort, mqttPort } = await app.start();
-  const token = readFileSync(app.paths.initialTokenFile, "utf8").trim();
-  const ca = readFileSync(app.paths.caFile, "utf8");
+  const token = readFileSync(app.paths.initialTokenFile, 'utf8').trim();
+  const ca = readFileSync(app.paths.caFile, 'utf8');
   const url = `https://127.0.0.1:${httpPort}`;
   return {
     app,
@@ -78,8 +73,7 @@ export async function startPlatform(
     mqttPort,
     token,
     ca,
-    api: (method, path, body, tok = token) =>
-      httpsJson(url, ca, method, path, body, tok),
+    api: (method, path, body, tok = token) => httpsJson(url, ca, method, path, body, tok),
     async close() {
       await app.close();
       if (schema && pgUrl) await dropSchema(pgUrl, schema);
@@ -105,16 +99,14 @@ export function httpsJson<T>(
         ca,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(payload !== undefined
-            ? { "content-type": "application/json" }
-            : {}),
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
         },
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
           let parsed: unknown = text;
           try {
             parsed = text ? JSON.parse(text) : undefined;
@@ -129,7 +121,7 @@ export function httpsJson<T>(
         });
       },
     );
-    req.on("error", reject);
+    req.on('error', reject);
     req.end(payload);
   });
 }
@@ -146,50 +138,39 @@ export interface DeviceCredentials {
 /** A key made "on the device", and a CSR for it. */
 export async function makeCsr(
   commonName: string,
-  alg: "P-256" | "P-384" = "P-256",
+  alg: 'P-256' | 'P-384' = 'P-256',
 ): Promise<{ keyPem: string; csrPem: string }> {
   const algorithm = {
-    name: "ECDSA",
+    name: 'ECDSA',
     namedCurve: alg,
-    hash: alg === "P-256" ? "SHA-256" : "SHA-384",
+    hash: alg === 'P-256' ? 'SHA-256' : 'SHA-384',
   };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    "sign",
-    "verify",
-  ])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `CN=${commonName}`,
     keys,
     signingAlgorithm: algorithm,
   });
-  const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   return {
-    keyPem: x509.PemConverter.encode(pkcs8, "PRIVATE KEY"),
-    csrPem: csr.toString("pem"),
+    keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'),
+    csrPem: csr.toString('pem'),
   };
 }
 
 /** Registers a device and has the platform sign its CSR, as `bulwark device create` does. */
-export async function enrollDevice(
-  p: Platform,
-  id: string,
-): Promise<DeviceCredentials> {
-  const created = await p.api("POST", "/api/v1/devices", { id });
+export async function enrollDevice(p: Platform, id: string): Promise<DeviceCredentials> {
+  const created = await p.api('POST', '/api/v1/devices', { id });
   if (created.status !== 201)
-    throw new Error(
-      `create ${id}: ${created.status} ${JSON.stringify(created.body)}`,
-    );
+    throw new Error(`create ${id}: ${created.status} ${JSON.stringify(created.body)}`);
   const { keyPem, csrPem } = await makeCsr(id);
   const issued = await p.api<{
     certificate: string;
     chain: string;
     ca: string;
     serial: string;
-  }>("POST", `/api/v1/devices/${id}/certificates`, { csr: csrPem });
-  if (issued.status !== 201)
-    throw new Error(
-      `issue ${id}: ${issued.status} ${JSON.stringify(issued.body)}`,
-    );
+  }>('POST', `/api/v1/devices/${id}/certificates`, { csr: csrPem });
+  if (issued.status !== 201) throw new Error(`issue ${id}: ${issued.status} ${JSON.stringify(issued.body)}`);
   return {
     id,
     key: keyPem,
@@ -207,13 +188,13 @@ export function connectDevice(
 ): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = mqtt.connect({
-      protocol: "mqtts",
-      host: "127.0.0.1",
+      protocol: 'mqtts',
+      host: '127.0.0.1',
       port: p.mqttPort,
       key: creds.key,
       cert: creds.chain,
       ca: creds.ca,
-      servername: "localhost",
+      servername: 'localhost',
       reconnectPeriod: 0,
       connectTimeout: 5000,
       protocolVersion: 5,
@@ -223,14 +204,12 @@ export function connectDevice(
       client.end(true);
       reject(err);
     };
-    client.once("connect", () => {
-      client.off("error", fail);
+    client.once('connect', () => {
+      client.off('error', fail);
       resolve(client);
     });
-    client.once("error", fail);
-    client.once("close", () =>
-      fail(new Error("connection closed before CONNACK")),
-    );
+    client.once('error', fail);
+    client.once('close', () => fail(new Error('connection closed before CONNACK')));
   });
 }
 
@@ -243,7 +222,7 @@ export async function waitFor<T>(
   for (;;) {
     const v = await fn();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error("timed out waiting for condition");
+    if (Date.now() > until) throw new Error('timed out waiting for condition');
     await new Promise((r) => setTimeout(r, step));
   }
 }

@@ -1,5 +1,5 @@
-import { createServer, type Server, type TLSSocket } from "node:tls";
-import { randomBytes, type X509Certificate } from "node:crypto";
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import {
   createBroker,
   type Broker,
@@ -8,23 +8,18 @@ import {
   type RetainedStore,
   type SessionStore,
   type TransportInfo,
-} from "@bulwark/broker";
-import type { IPublishPacket } from "mqtt-packet";
-import type { IncomingMessage } from "node:http";
-import type { Duplex } from "node:stream";
-import {
-  parseDeviceTopic,
-  parseDeviceUri,
-  mqttReasonByKind,
-  type ErrorKind,
-} from "@bulwark/protocol";
-import { isAppError, type Logger } from "../../kernel/index.ts";
-import type { PkiService, ClientIdentity } from "../../modules/pki/index.ts";
-import type { DeviceService } from "../../modules/devices/index.ts";
-import type { TelemetryService } from "../../modules/telemetry/index.ts";
-import type { AuditService } from "../../modules/audit/index.ts";
-import type { DeviceMessageHandler } from "../../modules/commands/index.ts";
-import { createMqttWebSocket } from "./websocket.ts";
+} from '@bulwark/broker';
+import type { IPublishPacket } from 'mqtt-packet';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parseDeviceTopic, parseDeviceUri, mqttReasonByKind, type ErrorKind } from '@bulwark/protocol';
+import { isAppError, type Logger } from '../../kernel/index.ts';
+import type { PkiService, ClientIdentity } from '../../modules/pki/index.ts';
+import type { DeviceService } from '../../modules/devices/index.ts';
+import type { TelemetryService } from '../../modules/telemetry/index.ts';
+import type { AuditService } from '../../modules/audit/index.ts';
+import type { DeviceMessageHandler } from '../../modules/commands/index.ts';
+import { createMqttWebSocket } from './websocket.ts';
 import {
   resourceName,
   topicMatches,
@@ -33,7 +28,7 @@ import {
   type PolicyChange,
   type PolicyService,
   type Principal,
-} from "../../modules/policy/index.ts";
+} from '../../modules/policy/index.ts';
 
 // MQTT 5 reason codes used here (MQTT 5.0 §2.4).
 const RC = {
@@ -49,10 +44,10 @@ const RC = {
 // refused) takes the kind's own code, but never 0x86.
 const PUBACK_ERRORS = new Set([0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]);
 function refusalCode(kind: ErrorKind, qos: number): number {
-  if (kind === "unauthenticated") return RC.notAuthorized;
+  if (kind === 'unauthenticated') return RC.notAuthorized;
   const code = mqttReasonByKind[kind];
   if (qos === 0 || PUBACK_ERRORS.has(code)) return code;
-  return kind === "rate_limited" ? 0x97 : 0x83; // quota exceeded; implementation specific error
+  return kind === 'rate_limited' ? 0x97 : 0x83; // quota exceeded; implementation specific error
 }
 
 /**
@@ -98,7 +93,7 @@ export interface MqttTransportDeps {
     key: string;
     cert: string;
     ca: string;
-    minVersion: "TLSv1.2" | "TLSv1.3";
+    minVersion: 'TLSv1.2' | 'TLSv1.3';
   };
   limits: { maxPacketSize: number; keepAliveMax: number };
   /** Device publishes on command result, twin and capability topics (commands module). */
@@ -107,12 +102,7 @@ export interface MqttTransportDeps {
   deviceEvents?: {
     connected(tenant: string, deviceId: string): void;
     disconnected(tenant: string, deviceId: string): void;
-    telemetry(
-      tenant: string,
-      deviceId: string,
-      stream: string | undefined,
-      payload: Buffer,
-    ): void;
+    telemetry(tenant: string, deviceId: string, stream: string | undefined, payload: Buffer): void;
   };
   /** Broker ports (default: in memory, one node): sessions and retained messages, cluster routing. */
   ports?: {
@@ -128,12 +118,7 @@ export interface MqttTransport {
   listen(port: number, host: string): Promise<number>;
   isConnected(tenant: string, deviceId: string): boolean;
   /** Drops every live session of a device (revocation, disable, delete). */
-  disconnectDevice(
-    tenant: string,
-    deviceId: string,
-    reason: string,
-    serial?: string,
-  ): number;
+  disconnectDevice(tenant: string, deviceId: string, reason: string, serial?: string): number;
   /** Reloads the trusted CA bundle (a CA was added or retired) without dropping connections. */
   setTrustAnchors(ca: string): void;
   /** MQTT over WebSocket: the HTTPS server's 'upgrade' event, for `/mqtt` (same certificate checks). */
@@ -150,11 +135,9 @@ function onlyThroughDropped(s: DeviceSession, topic: string): boolean {
   return true;
 }
 
-function claimedIdentity(
-  cert: X509Certificate,
-): { tenant: string; deviceId: string } | undefined {
-  for (const san of (cert.subjectAltName ?? "").split(", ")) {
-    if (san.startsWith("URI:")) {
+function claimedIdentity(cert: X509Certificate): { tenant: string; deviceId: string } | undefined {
+  for (const san of (cert.subjectAltName ?? '').split(', ')) {
+    if (san.startsWith('URI:')) {
       const id = parseDeviceUri(san.slice(4));
       if (id) return { tenant: id.tenant, deviceId: id.deviceId };
     }
@@ -179,13 +162,13 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       actor:
         (extra.deviceId ?? t.identity?.deviceId)
           ? {
-              type: "device",
+              type: 'device',
               id: (extra.deviceId ?? t.identity?.deviceId) as string,
             }
-          : { type: "anonymous", id: t.remoteAddress ?? "unknown" },
+          : { type: 'anonymous', id: t.remoteAddress ?? 'unknown' },
       action,
-      ...(extra.topic ? { target: { type: "topic", id: extra.topic } } : {}),
-      outcome: "denied",
+      ...(extra.topic ? { target: { type: 'topic', id: extra.topic } } : {}),
+      outcome: 'denied',
       reason,
       ...(t.remoteAddress ? { source: t.remoteAddress } : {}),
     });
@@ -208,8 +191,8 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       async authenticate({ connect, transport }) {
         const t = transport as Transport;
         if (!t.identity) {
-          const reason = t.identityError?.message ?? "no client certificate";
-          refused(t, "mqtt.connect", reason);
+          const reason = t.identityError?.message ?? 'no client certificate';
+          refused(t, 'mqtt.connect', reason);
           return {
             ok: false,
             reasonCode: RC.badCredentials,
@@ -220,19 +203,18 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         // The certificate, not the client id, is who the device is; the client id must agree with it.
         if (connect.clientId !== deviceId) {
           const reason = `client id ${JSON.stringify(connect.clientId)} does not match the certificate's device ${deviceId}`;
-          refused(t, "mqtt.connect", reason);
+          refused(t, 'mqtt.connect', reason);
           return {
             ok: false,
             reasonCode: RC.clientIdNotValid,
-            reasonString:
-              "client id must equal the device id in the certificate",
+            reasonString: 'client id must equal the device id in the certificate',
           };
         }
         const placed = await devices.placement(tenantId, deviceId);
         const device = placed?.device;
-        if (!placed || !device || device.status !== "active") {
-          const reason = device ? "device disabled" : "device not registered";
-          refused(t, "mqtt.connect", reason);
+        if (!placed || !device || device.status !== 'active') {
+          const reason = device ? 'device disabled' : 'device not registered';
+          refused(t, 'mqtt.connect', reason);
           return {
             ok: false,
             reasonCode: RC.notAuthorized,
@@ -240,7 +222,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
           };
         }
         const subject: Principal = {
-          type: "device",
+          type: 'device',
           id: deviceId,
           tenant: tenantId,
           attributes: device.attributes,
@@ -248,24 +230,19 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
           groups: placed.groups,
         };
         const context: AuthorizeContext = {
-          sourceIp: t.remoteAddress ?? "",
+          sourceIp: t.remoteAddress ?? '',
           cert: {
             serial: t.identity.serial,
             fingerprint256: t.identity.fingerprint256,
           },
         };
         const compiled = policy.compileFor(subject, { context });
-        if (
-          !compiled.allows(
-            "mqtt:connect",
-            resourceName(tenantId, "client", connect.clientId),
-          )
-        ) {
-          refused(t, "mqtt.connect", "policy denies mqtt:connect");
+        if (!compiled.allows('mqtt:connect', resourceName(tenantId, 'client', connect.clientId))) {
+          refused(t, 'mqtt.connect', 'policy denies mqtt:connect');
           return {
             ok: false,
             reasonCode: RC.notAuthorized,
-            reasonString: "not authorized",
+            reasonString: 'not authorized',
           };
         }
         return {
@@ -287,21 +264,10 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizePublish(client, packet: IPublishPacket) {
         const s = client.principal;
-        if (
-          s.policy.allows(
-            "mqtt:publish",
-            resourceName(s.tenant, "topic", packet.topic),
-          )
-        )
-          return true;
-        refused(
-          client.transport as Transport,
-          "mqtt.publish",
-          "policy denies mqtt:publish",
-          {
-            topic: packet.topic,
-          },
-        );
+        if (s.policy.allows('mqtt:publish', resourceName(s.tenant, 'topic', packet.topic))) return true;
+        refused(client.transport as Transport, 'mqtt.publish', 'policy denies mqtt:publish', {
+          topic: packet.topic,
+        });
         return {
           ok: false,
           reasonCode: RC.notAuthorized,
@@ -310,24 +276,14 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizeSubscribe(client, filter) {
         const s = client.principal;
-        if (
-          s.policy.allows(
-            "mqtt:subscribe",
-            resourceName(s.tenant, "topic", filter),
-          )
-        ) {
+        if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) {
           s.granted.add(filter);
           s.dropped.delete(filter);
           return true;
         }
-        refused(
-          client.transport as Transport,
-          "mqtt.subscribe",
-          "policy denies mqtt:subscribe",
-          {
-            topic: filter,
-          },
-        );
+        refused(client.transport as Transport, 'mqtt.subscribe', 'policy denies mqtt:subscribe', {
+          topic: filter,
+        });
         return {
           ok: false,
           reasonCode: RC.notAuthorized,
@@ -337,20 +293,12 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       authorizeDelivery(client, topic) {
         const s = client.principal;
         if (s.dropped.size > 0 && onlyThroughDropped(s, topic)) return false;
-        return s.policy.allows(
-          "mqtt:receive",
-          resourceName(s.tenant, "topic", topic),
-        );
+        return s.policy.allows('mqtt:receive', resourceName(s.tenant, 'topic', topic));
       },
       async onPublish(client, packet) {
         const s = client.principal;
         const parsed = parseDeviceTopic(packet.topic);
-        if (
-          parsed &&
-          parsed.kind !== "telemetry" &&
-          parsed.deviceId === s.deviceId &&
-          deps.deviceMessages
-        ) {
+        if (parsed && parsed.kind !== 'telemetry' && parsed.deviceId === s.deviceId && deps.deviceMessages) {
           try {
             const handled = await deps.deviceMessages.handle(
               s.tenant,
@@ -361,68 +309,38 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
             return handled === false ? undefined : handled;
           } catch (err) {
             const e = isAppError(err) ? err : undefined;
-            if (!e)
-              logger.error(
-                { err: String(err), deviceId: s.deviceId },
-                "device message failed",
-              );
-            if (e && e.kind !== "unavailable") {
-              refused(
-                client.transport as Transport,
-                "mqtt.message",
-                `${e.code}: ${e.message}`,
-                {
-                  topic: packet.topic,
-                },
-              );
+            if (!e) logger.error({ err: String(err), deviceId: s.deviceId }, 'device message failed');
+            if (e && e.kind !== 'unavailable') {
+              refused(client.transport as Transport, 'mqtt.message', `${e.code}: ${e.message}`, {
+                topic: packet.topic,
+              });
             }
-            throw Object.assign(e ?? new Error("not processed"), {
-              mqttReasonCode: e
-                ? refusalCode(e.kind, packet.qos)
-                : RC.unspecified,
-              mqttReasonString: e ? `${e.code}: ${e.message}` : "not processed",
+            throw Object.assign(e ?? new Error('not processed'), {
+              mqttReasonCode: e ? refusalCode(e.kind, packet.qos) : RC.unspecified,
+              mqttReasonString: e ? `${e.code}: ${e.message}` : 'not processed',
             });
           }
         }
-        if (parsed?.kind !== "telemetry" || parsed.deviceId !== s.deviceId)
-          return;
+        if (parsed?.kind !== 'telemetry' || parsed.deviceId !== s.deviceId) return;
         try {
-          await telemetry.ingest(
-            s.tenant,
-            s.deviceId,
-            parsed.stream,
-            packet.payload as Buffer,
-          );
-          deps.deviceEvents?.telemetry(
-            s.tenant,
-            s.deviceId,
-            parsed.stream,
-            packet.payload as Buffer,
-          );
+          await telemetry.ingest(s.tenant, s.deviceId, parsed.stream, packet.payload as Buffer);
+          deps.deviceEvents?.telemetry(s.tenant, s.deviceId, parsed.stream, packet.payload as Buffer);
         } catch (err) {
           if (isAppError(err)) {
-            if (err.kind !== "unavailable") {
-              refused(
-                client.transport as Transport,
-                "telemetry.ingest",
-                `${err.code}: ${err.message}`,
-                {
-                  topic: packet.topic,
-                },
-              );
+            if (err.kind !== 'unavailable') {
+              refused(client.transport as Transport, 'telemetry.ingest', `${err.code}: ${err.message}`, {
+                topic: packet.topic,
+              });
             }
             throw Object.assign(err, {
               mqttReasonCode: refusalCode(err.kind, packet.qos),
               mqttReasonString: `${err.code}: ${err.message}`,
             });
           }
-          logger.error(
-            { err: String(err), deviceId: s.deviceId },
-            "telemetry ingest failed",
-          );
-          throw Object.assign(new Error("ingest failed"), {
+          logger.error({ err: String(err), deviceId: s.deviceId }, 'telemetry ingest failed');
+          throw Object.assign(new Error('ingest failed'), {
             mqttReasonCode: RC.unspecified,
-            mqttReasonString: "not stored",
+            mqttReasonString: 'not stored',
           });
         }
       },
@@ -430,8 +348,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         const s = client.principal;
         live.set(key(s.tenant, s.deviceId), client);
         // A revocation may have happened between the TLS handshake and this point.
-        if (pki.isRevoked(s.serial))
-          client.disconnect(RC.administrativeAction, "certificate revoked");
+        if (pki.isRevoked(s.serial)) client.disconnect(RC.administrativeAction, 'certificate revoked');
         else {
           deps.deviceMessages?.connected(s.tenant, s.deviceId);
           deps.deviceEvents?.connected(s.tenant, s.deviceId);
@@ -465,20 +382,20 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
   const server = createServer(tlsOptions(deps.tls.ca));
   const transportOf = (socket: TLSSocket): Transport => {
     const t: Transport = {
-      remoteAddress: socket.remoteAddress ?? "unknown",
+      remoteAddress: socket.remoteAddress ?? 'unknown',
       remotePort: socket.remotePort ?? 0,
     };
     let cert: X509Certificate | undefined;
     try {
       cert = socket.getPeerX509Certificate();
       if (!cert)
-        throw Object.assign(new Error("no client certificate"), {
-          code: "ERR_PKI_CERT_IDENTITY",
+        throw Object.assign(new Error('no client certificate'), {
+          code: 'ERR_PKI_CERT_IDENTITY',
         });
       t.identity = pki.identifyClient(cert);
     } catch (err) {
       t.identityError = {
-        code: (err as { code?: string }).code ?? "ERR_PKI",
+        code: (err as { code?: string }).code ?? 'ERR_PKI',
         message: (err as Error).message,
       };
       // The handshake verified the chain to one of our issuing CAs, so the identity the certificate
@@ -488,9 +405,9 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     }
     return t;
   };
-  server.on("secureConnection", (socket: TLSSocket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
     const t = transportOf(socket);
-    socket.on("error", () => {});
+    socket.on('error', () => {});
     broker.handle(socket, t);
   });
   // The HTTPS listener asks for a client certificate without requiring it (API clients use tokens), so
@@ -501,19 +418,17 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     admit(socket) {
       const t = transportOf(socket);
       if (!t.identity) {
-        const reason = t.identityError?.message ?? "no client certificate";
+        const reason = t.identityError?.message ?? 'no client certificate';
         refused(
           t,
-          "mqtt.websocket",
+          'mqtt.websocket',
           reason,
-          t.claimed
-            ? { tenant: t.claimed.tenant, deviceId: t.claimed.deviceId }
-            : {},
+          t.claimed ? { tenant: t.claimed.tenant, deviceId: t.claimed.deviceId } : {},
         );
         return {
           ok: false,
           status: 401,
-          reason: "a valid device certificate is required",
+          reason: 'a valid device certificate is required',
         };
       }
       return {
@@ -522,25 +437,17 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       };
     },
   });
-  server.on(
-    "tlsClientError",
-    (err: Error & { code?: string }, socket: TLSSocket) => {
-      // Refused during the handshake: no certificate, unknown CA, expired, bad signature.
-      refused(
-        { remoteAddress: socket.remoteAddress ?? "unknown" },
-        "mqtt.tls",
-        `${err.code ?? "TLS"}: ${err.message}`,
-      );
-      socket.destroy();
-    },
-  );
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    // Refused during the handshake: no certificate, unknown CA, expired, bad signature.
+    refused(
+      { remoteAddress: socket.remoteAddress ?? 'unknown' },
+      'mqtt.tls',
+      `${err.code ?? 'TLS'}: ${err.message}`,
+    );
+    socket.destroy();
+  });
 
-  const disconnectDevice = (
-    tenant: string,
-    deviceId: string,
-    reason: string,
-    serial?: string,
-  ) => {
+  const disconnectDevice = (tenant: string, deviceId: string, reason: string, serial?: string) => {
     const c = live.get(key(tenant, deviceId));
     if (!c || (serial !== undefined && c.principal.serial !== serial)) return 0;
     c.disconnect(RC.administrativeAction, reason);
@@ -548,24 +455,20 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     return 1;
   };
   const offRevoked = pki.onRevoked((e) => {
-    if (e.deviceId)
-      disconnectDevice(e.tenantId, e.deviceId, "certificate revoked", e.serial);
+    if (e.deviceId) disconnectDevice(e.tenantId, e.deviceId, 'certificate revoked', e.serial);
   });
   // A revoked CA takes every session whose certificate it issued with it (on every node: the PKI
   // relays the event from the cluster bus).
   const offCaRevoked = pki.onCaRevoked((e) => {
     for (const [k, c] of live) {
       if (c.principal.caId !== e.caId) continue;
-      c.disconnect(RC.administrativeAction, "issuing CA revoked");
+      c.disconnect(RC.administrativeAction, 'issuing CA revoked');
       live.delete(k);
     }
   });
   // Live policy: a change recompiles the sessions it concerns, so a tightened rule refuses the next
   // message, and subscriptions the new policy does not allow stop delivering.
-  const recompile = async (
-    client: ClientHandle<DeviceSession>,
-    change: PolicyChange,
-  ) => {
+  const recompile = async (client: ClientHandle<DeviceSession>, change: PolicyChange) => {
     const s = client.principal;
     const generation = ++s.generation;
     let subject = s.subject;
@@ -573,7 +476,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       const placed = await devices.placement(s.tenant, s.deviceId);
       if (!placed) return; // deleted: the device event drops the session
       subject = {
-        type: "device",
+        type: 'device',
         id: s.deviceId,
         tenant: s.tenant,
         attributes: placed.device.attributes,
@@ -584,42 +487,22 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     if (generation !== s.generation) return;
     s.subject = subject;
     s.policy = policy.compileFor(subject, { context: s.context });
-    if (
-      !s.policy.allows(
-        "mqtt:connect",
-        resourceName(s.tenant, "client", s.deviceId),
-      )
-    ) {
+    if (!s.policy.allows('mqtt:connect', resourceName(s.tenant, 'client', s.deviceId))) {
       refused(
         client.transport as Transport,
-        "mqtt.connect",
+        'mqtt.connect',
         `policy no longer allows the session (${change.reason})`,
       );
-      disconnectDevice(
-        s.tenant,
-        s.deviceId,
-        "policy no longer allows this connection",
-      );
+      disconnectDevice(s.tenant, s.deviceId, 'policy no longer allows this connection');
       return;
     }
     for (const filter of s.granted) {
-      if (
-        s.policy.allows(
-          "mqtt:subscribe",
-          resourceName(s.tenant, "topic", filter),
-        )
-      )
-        continue;
+      if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) continue;
       s.granted.delete(filter);
       s.dropped.add(filter);
-      refused(
-        client.transport as Transport,
-        "mqtt.subscribe",
-        `subscription dropped: ${change.reason}`,
-        {
-          topic: filter,
-        },
-      );
+      refused(client.transport as Transport, 'mqtt.subscribe', `subscription dropped: ${change.reason}`, {
+        topic: filter,
+      });
     }
   };
   const offPolicy = policy.onChange((change) => {
@@ -627,20 +510,13 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       if (!policy.affects(change, client.principal.subject)) continue;
       recompile(client, change).catch((err: unknown) => {
         // Fail closed: a session whose policy cannot be brought up to date does not keep the old one.
-        logger.error(
-          { err: String(err), deviceId: client.principal.deviceId },
-          "policy recompile failed",
-        );
-        disconnectDevice(
-          client.principal.tenant,
-          client.principal.deviceId,
-          "policy update failed",
-        );
+        logger.error({ err: String(err), deviceId: client.principal.deviceId }, 'policy recompile failed');
+        disconnectDevice(client.principal.tenant, client.principal.deviceId, 'policy update failed');
       });
     }
   });
   const offDevices = devices.onEvent((e) => {
-    if (e.type === "disabled" || e.type === "deleted")
+    if (e.type === 'disabled' || e.type === 'deleted')
       disconnectDevice(e.tenant, e.deviceId, `device ${e.type}`);
   });
 
@@ -650,17 +526,13 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     async listen(port, host) {
       // Sessions this node held before a restart are live again before devices come back.
       const restored = await broker.restore();
-      if (restored > 0)
-        logger.info(
-          { sessions: restored },
-          "restored persistent MQTT sessions",
-        );
+      if (restored > 0) logger.info({ sessions: restored }, 'restored persistent MQTT sessions');
       return new Promise((resolve, reject) => {
-        server.once("error", reject);
+        server.once('error', reject);
         server.listen(port, host, () => {
-          server.off("error", reject);
+          server.off('error', reject);
           const addr = server.address();
-          resolve(typeof addr === "object" && addr ? addr.port : port);
+          resolve(typeof addr === 'object' && addr ? addr.port : port);
         });
       });
     },
@@ -669,17 +541,14 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     setTrustAnchors(ca) {
       server.setSecureContext(tlsOptions(ca));
     },
-    handleUpgrade: (req, socket, head) =>
-      webSocket.handleUpgrade(req, socket, head),
+    handleUpgrade: (req, socket, head) => webSocket.handleUpgrade(req, socket, head),
     async close() {
       offRevoked();
       offCaRevoked();
       offDevices();
       offPolicy();
       // Stop accepting first; the listener's close completes once the broker has closed every session.
-      const stopped = new Promise<void>((resolve) =>
-        server.close(() => resolve()),
-      );
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       await broker.close();
       webSocket.close();
       await stopped;
