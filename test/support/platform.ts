@@ -113,11 +113,7 @@ export function httpsJson<T>(
           } catch {
             // not JSON
           }
-          resolve({
-            status: res.statusCode ?? 0,
-            body: parsed as T,
-            headers: res.headers,
-          });
+          resolve({ status: res.statusCode ?? 0, body: parsed as T, headers: res.headers });
         });
       },
     );
@@ -140,11 +136,7 @@ export async function makeCsr(
   commonName: string,
   alg: 'P-256' | 'P-384' = 'P-256',
 ): Promise<{ keyPem: string; csrPem: string }> {
-  const algorithm = {
-    name: 'ECDSA',
-    namedCurve: alg,
-    hash: alg === 'P-256' ? 'SHA-256' : 'SHA-384',
-  };
+  const algorithm = { name: 'ECDSA', namedCurve: alg, hash: alg === 'P-256' ? 'SHA-256' : 'SHA-384' };
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `CN=${commonName}`,
@@ -152,10 +144,7 @@ export async function makeCsr(
     signingAlgorithm: algorithm,
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return {
-    keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'),
-    csrPem: csr.toString('pem'),
-  };
+  return { keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'), csrPem: csr.toString('pem') };
 }
 
 /** Registers a device and has the platform sign its CSR, as `bulwark device create` does. */
@@ -164,12 +153,11 @@ export async function enrollDevice(p: Platform, id: string): Promise<DeviceCrede
   if (created.status !== 201)
     throw new Error(`create ${id}: ${created.status} ${JSON.stringify(created.body)}`);
   const { keyPem, csrPem } = await makeCsr(id);
-  const issued = await p.api<{
-    certificate: string;
-    chain: string;
-    ca: string;
-    serial: string;
-  }>('POST', `/api/v1/devices/${id}/certificates`, { csr: csrPem });
+  const issued = await p.api<{ certificate: string; chain: string; ca: string; serial: string }>(
+    'POST',
+    `/api/v1/devices/${id}/certificates`,
+    { csr: csrPem },
+  );
   if (issued.status !== 201) throw new Error(`issue ${id}: ${issued.status} ${JSON.stringify(issued.body)}`);
   return {
     id,

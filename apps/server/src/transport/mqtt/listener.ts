@@ -89,12 +89,7 @@ export interface MqttTransportDeps {
   telemetry: TelemetryService;
   audit: AuditService;
   logger: Logger;
-  tls: {
-    key: string;
-    cert: string;
-    ca: string;
-    minVersion: 'TLSv1.2' | 'TLSv1.3';
-  };
+  tls: { key: string; cert: string; ca: string; minVersion: 'TLSv1.2' | 'TLSv1.3' };
   limits: { maxPacketSize: number; keepAliveMax: number };
   /** Device publishes on command result, twin and capability topics (commands module). */
   deviceMessages?: DeviceMessageHandler;
@@ -105,11 +100,7 @@ export interface MqttTransportDeps {
     telemetry(tenant: string, deviceId: string, stream: string | undefined, payload: Buffer): void;
   };
   /** Broker ports (default: in memory, one node): sessions and retained messages, cluster routing. */
-  ports?: {
-    sessions?: SessionStore;
-    retained?: RetainedStore;
-    router?: ClusterRouter;
-  };
+  ports?: { sessions?: SessionStore; retained?: RetainedStore; router?: ClusterRouter };
 }
 
 export interface MqttTransport {
@@ -161,10 +152,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       tenant: extra.tenant ?? t.identity?.tenantId ?? null,
       actor:
         (extra.deviceId ?? t.identity?.deviceId)
-          ? {
-              type: 'device',
-              id: (extra.deviceId ?? t.identity?.deviceId) as string,
-            }
+          ? { type: 'device', id: (extra.deviceId ?? t.identity?.deviceId) as string }
           : { type: 'anonymous', id: t.remoteAddress ?? 'unknown' },
       action,
       ...(extra.topic ? { target: { type: 'topic', id: extra.topic } } : {}),
@@ -193,11 +181,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         if (!t.identity) {
           const reason = t.identityError?.message ?? 'no client certificate';
           refused(t, 'mqtt.connect', reason);
-          return {
-            ok: false,
-            reasonCode: RC.badCredentials,
-            reasonString: reason,
-          };
+          return { ok: false, reasonCode: RC.badCredentials, reasonString: reason };
         }
         const { tenantId, deviceId } = t.identity;
         // The certificate, not the client id, is who the device is; the client id must agree with it.
@@ -215,11 +199,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         if (!placed || !device || device.status !== 'active') {
           const reason = device ? 'device disabled' : 'device not registered';
           refused(t, 'mqtt.connect', reason);
-          return {
-            ok: false,
-            reasonCode: RC.notAuthorized,
-            reasonString: reason,
-          };
+          return { ok: false, reasonCode: RC.notAuthorized, reasonString: reason };
         }
         const subject: Principal = {
           type: 'device',
@@ -231,19 +211,12 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         };
         const context: AuthorizeContext = {
           sourceIp: t.remoteAddress ?? '',
-          cert: {
-            serial: t.identity.serial,
-            fingerprint256: t.identity.fingerprint256,
-          },
+          cert: { serial: t.identity.serial, fingerprint256: t.identity.fingerprint256 },
         };
         const compiled = policy.compileFor(subject, { context });
         if (!compiled.allows('mqtt:connect', resourceName(tenantId, 'client', connect.clientId))) {
           refused(t, 'mqtt.connect', 'policy denies mqtt:connect');
-          return {
-            ok: false,
-            reasonCode: RC.notAuthorized,
-            reasonString: 'not authorized',
-          };
+          return { ok: false, reasonCode: RC.notAuthorized, reasonString: 'not authorized' };
         }
         return {
           ok: true,
@@ -388,10 +361,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     let cert: X509Certificate | undefined;
     try {
       cert = socket.getPeerX509Certificate();
-      if (!cert)
-        throw Object.assign(new Error('no client certificate'), {
-          code: 'ERR_PKI_CERT_IDENTITY',
-        });
+      if (!cert) throw Object.assign(new Error('no client certificate'), { code: 'ERR_PKI_CERT_IDENTITY' });
       t.identity = pki.identifyClient(cert);
     } catch (err) {
       t.identityError = {
@@ -425,16 +395,9 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
           reason,
           t.claimed ? { tenant: t.claimed.tenant, deviceId: t.claimed.deviceId } : {},
         );
-        return {
-          ok: false,
-          status: 401,
-          reason: 'a valid device certificate is required',
-        };
+        return { ok: false, status: 401, reason: 'a valid device certificate is required' };
       }
-      return {
-        ok: true,
-        handle: (stream) => broker.handle(stream, { ...t, websocket: true }),
-      };
+      return { ok: true, handle: (stream) => broker.handle(stream, { ...t, websocket: true }) };
     },
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
