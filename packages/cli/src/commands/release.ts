@@ -159,10 +159,11 @@ async function uploadArtifact(ctx: Context, file: string): Promise<{ sha256: str
 const create: Command = {
   path: ['release', 'create'],
   summary: 'Upload an artifact and create a release (it is published once signed with `release sign`).',
-  positionals: [],
+  positionals: [
+    { name: 'name', description: 'component name, e.g. sensor-fw' },
+    { name: 'version', description: 'release version, e.g. 1.4.0' },
+  ],
   flags: {
-    name: { type: 'string', value: 'NAME', description: 'component name, e.g. sensor-fw (required)' },
-    version: { type: 'string', value: 'VERSION', description: 'release version, e.g. 1.4.0 (required)' },
     file: { type: 'string', value: 'FILE', description: 'the artifact (required)' },
     hardware: {
       type: 'string',
@@ -178,17 +179,15 @@ const create: Command = {
     },
     notes: { type: 'string', value: 'TEXT', description: 'release notes' },
   },
-  examples: [
-    'bulwark release create --name sensor-fw --version 1.4.0 --file fw.bin --hardware sensor-v2 --sbom bom.json',
-  ],
+  examples: ['bulwark release create sensor-fw 1.4.0 --file fw.bin --hardware sensor-v2 --sbom bom.json'],
   async run(ctx) {
     const need = (n: string) => {
       const v = flagString(ctx.flags, n);
       if (v === undefined) throw new UsageError(`missing --${n}`, ctx.command.path);
       return v;
     };
-    const name = need('name');
-    const version = need('version');
+    const name = ctx.positionals.name as string;
+    const version = ctx.positionals.version as string;
     const file = join(ctx.io.cwd, need('file'));
     const hardware = flagList(ctx.flags, 'hardware')
       .flatMap((h) => h.split(','))
