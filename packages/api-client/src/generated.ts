@@ -178,6 +178,38 @@ export type GetAuthSessionResponse = {
   csrfToken?: string;
 };
 
+export interface GetCampaignsArgs {
+  query?: {
+    limit?: number;
+    cursor?: string;
+    state?: string;
+  };
+}
+
+export type GetCampaignsResponse = void;
+
+export interface GetCampaignsByIdArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type GetCampaignsByIdResponse = void;
+
+export interface GetCampaignsByIdDevicesArgs {
+  params: {
+    id: string;
+  };
+  query?: {
+    limit?: number;
+    cursor?: string;
+    state?: string;
+    wave?: number;
+  };
+}
+
+export type GetCampaignsByIdDevicesResponse = void;
+
 export type GetCasResponse = {
   items: Array<{
     id: string;
@@ -527,6 +559,10 @@ export type GetIdpOidcResponse = {
 
 export type GetMetricsResponse = void;
 
+export type GetOtaRepositoryResponse = void;
+
+export type GetOtaRepositoryPendingResponse = void;
+
 export type GetPoliciesResponse = void;
 
 export interface GetPoliciesByIdArgs {
@@ -561,6 +597,32 @@ export interface GetPolicyAttachmentsArgs {
 }
 
 export type GetPolicyAttachmentsResponse = void;
+
+export interface GetReleasesArgs {
+  query?: {
+    limit?: number;
+    cursor?: string;
+    name?: string;
+  };
+}
+
+export type GetReleasesResponse = void;
+
+export interface GetReleasesByIdArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type GetReleasesByIdResponse = void;
+
+export interface GetReleasesByIdSbomArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type GetReleasesByIdSbomResponse = void;
 
 export type GetRolesResponse = {
   items?: Array<{
@@ -772,6 +834,8 @@ export type PostAccountsByAccountIdTokensResponse = {
   secret: string;
 };
 
+export type PostArtifactsResponse = void;
+
 export interface PostAuthLoginArgs {
   body: {
     tenant?: string;
@@ -809,6 +873,60 @@ export interface PostAuthPasswordArgs {
 }
 
 export type PostAuthPasswordResponse = void;
+
+export interface PostCampaignsArgs {
+  body: {
+    name: string;
+    release: string;
+    target: {
+      [key: string]: unknown;
+    };
+    plan?: {
+      [key: string]: unknown;
+    };
+    dryRun?: boolean;
+  };
+}
+
+export type PostCampaignsResponse = void;
+
+export interface PostCampaignsByIdApproveArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type PostCampaignsByIdApproveResponse = void;
+
+export interface PostCampaignsByIdCancelArgs {
+  params: {
+    id: string;
+  };
+  body: {
+    reason?: string;
+  };
+}
+
+export type PostCampaignsByIdCancelResponse = void;
+
+export interface PostCampaignsByIdPauseArgs {
+  params: {
+    id: string;
+  };
+  body: {
+    reason?: string;
+  };
+}
+
+export type PostCampaignsByIdPauseResponse = void;
+
+export interface PostCampaignsByIdResumeArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type PostCampaignsByIdResumeResponse = void;
 
 export interface PostCasByIdRevokeArgs {
   params: {
@@ -1264,6 +1382,48 @@ export interface PostMePasswordArgs {
 
 export type PostMePasswordResponse = void;
 
+export interface PostOtaRepositoryRootArgs {
+  body: {
+    rootKeys: Array<
+      | string
+      | {
+          keytype: 'ed25519';
+          scheme?: 'ed25519';
+          keyval: {
+            public: string;
+          };
+        }
+    >;
+    targetsKeys: Array<
+      | string
+      | {
+          keytype: 'ed25519';
+          scheme?: 'ed25519';
+          keyval: {
+            public: string;
+          };
+        }
+    >;
+    rootThreshold?: number;
+    targetsThreshold?: number;
+  };
+}
+
+export type PostOtaRepositoryRootResponse = void;
+
+export interface PostOtaRepositorySignaturesArgs {
+  body: {
+    role: 'root' | 'targets';
+    digest: string;
+    signatures: Array<{
+      keyid: string;
+      sig: string;
+    }>;
+  };
+}
+
+export type PostOtaRepositorySignaturesResponse = void;
+
 export interface PostPoliciesArgs {
   body: {
     description?: string;
@@ -1352,6 +1512,23 @@ export interface PostPoliciesLintArgs {
 }
 
 export type PostPoliciesLintResponse = void;
+
+export interface PostReleasesArgs {
+  body: {
+    name: string;
+    version: string;
+    kind?: 'firmware' | 'software';
+    artifact: string;
+    hardware: Array<string>;
+    sbom?: {
+      [key: string]: unknown;
+    };
+    allowDowngrade?: boolean;
+    notes?: string;
+  };
+}
+
+export type PostReleasesResponse = void;
 
 export interface PostRolesArgs {
   body: {
@@ -1663,6 +1840,9 @@ export const operations = {
   },
   getAudit: { method: 'GET', path: '/audit', action: 'audit:read' },
   getAuthSession: { method: 'GET', path: '/auth/session', action: 'sessions:read' },
+  getCampaigns: { method: 'GET', path: '/campaigns', action: 'campaigns:read' },
+  getCampaignsById: { method: 'GET', path: '/campaigns/{id}', action: 'campaigns:read' },
+  getCampaignsByIdDevices: { method: 'GET', path: '/campaigns/{id}/devices', action: 'campaigns:read' },
   getCas: { method: 'GET', path: '/cas', action: 'cas:read' },
   getCasExternalById: { method: 'GET', path: '/cas/external/{id}', action: 'cas:read' },
   getCertificates: { method: 'GET', path: '/certificates', action: 'certs:read' },
@@ -1687,11 +1867,16 @@ export const operations = {
   getGroupsByNameMembers: { method: 'GET', path: '/groups/{name}/members', action: 'groups:read' },
   getIdpOidc: { method: 'GET', path: '/idp/oidc', action: 'idp:read' },
   getMetrics: { method: 'GET', path: '/metrics', action: 'metrics:read' },
+  getOtaRepository: { method: 'GET', path: '/ota/repository', action: 'releases:read' },
+  getOtaRepositoryPending: { method: 'GET', path: '/ota/repository/pending', action: 'releases:read' },
   getPolicies: { method: 'GET', path: '/policies', action: 'policies:read' },
   getPoliciesById: { method: 'GET', path: '/policies/{id}', action: 'policies:read' },
   getPoliciesByIdLint: { method: 'GET', path: '/policies/{id}/lint', action: 'policies:read' },
   getPoliciesByIdVersions: { method: 'GET', path: '/policies/{id}/versions', action: 'policies:read' },
   getPolicyAttachments: { method: 'GET', path: '/policy-attachments', action: 'policies:read' },
+  getReleases: { method: 'GET', path: '/releases', action: 'releases:read' },
+  getReleasesById: { method: 'GET', path: '/releases/{id}', action: 'releases:read' },
+  getReleasesByIdSbom: { method: 'GET', path: '/releases/{id}/sbom', action: 'releases:read' },
   getRoles: { method: 'GET', path: '/roles', action: 'roles:read' },
   getServiceAccounts: { method: 'GET', path: '/service-accounts', action: 'accounts:read' },
   getSettingsSecurity: { method: 'GET', path: '/settings/security', action: 'idp:read' },
@@ -1713,9 +1898,15 @@ export const operations = {
     path: '/accounts/{accountId}/tokens',
     action: 'tokens:write',
   },
+  postArtifacts: { method: 'POST', path: '/artifacts', action: 'releases:write' },
   postAuthLogin: { method: 'POST', path: '/auth/login', action: null },
   postAuthLogout: { method: 'POST', path: '/auth/logout', action: 'sessions:write' },
   postAuthPassword: { method: 'POST', path: '/auth/password', action: null },
+  postCampaigns: { method: 'POST', path: '/campaigns', action: 'campaigns:write' },
+  postCampaignsByIdApprove: { method: 'POST', path: '/campaigns/{id}/approve', action: 'campaigns:write' },
+  postCampaignsByIdCancel: { method: 'POST', path: '/campaigns/{id}/cancel', action: 'campaigns:write' },
+  postCampaignsByIdPause: { method: 'POST', path: '/campaigns/{id}/pause', action: 'campaigns:write' },
+  postCampaignsByIdResume: { method: 'POST', path: '/campaigns/{id}/resume', action: 'campaigns:write' },
   postCasByIdRevoke: { method: 'POST', path: '/cas/{id}/revoke', action: 'cas:write' },
   postCasExternal: { method: 'POST', path: '/cas/external', action: 'cas:write' },
   postCasExternalByIdDisable: { method: 'POST', path: '/cas/external/{id}/disable', action: 'cas:write' },
@@ -1766,12 +1957,19 @@ export const operations = {
   postMeMfaTotpConfirm: { method: 'POST', path: '/me/mfa/totp/confirm', action: 'credentials:write' },
   postMeMfaTotpDisable: { method: 'POST', path: '/me/mfa/totp/disable', action: 'credentials:write' },
   postMePassword: { method: 'POST', path: '/me/password', action: 'credentials:write' },
+  postOtaRepositoryRoot: { method: 'POST', path: '/ota/repository/root', action: 'releases:write' },
+  postOtaRepositorySignatures: {
+    method: 'POST',
+    path: '/ota/repository/signatures',
+    action: 'releases:write',
+  },
   postPolicies: { method: 'POST', path: '/policies', action: 'policies:write' },
   postPoliciesByIdAttach: { method: 'POST', path: '/policies/{id}/attach', action: 'policies:write' },
   postPoliciesByIdDetach: { method: 'POST', path: '/policies/{id}/detach', action: 'policies:write' },
   postPoliciesByIdDiff: { method: 'POST', path: '/policies/{id}/diff', action: 'policies:read' },
   postPoliciesExplain: { method: 'POST', path: '/policies/explain', action: 'policies:read' },
   postPoliciesLint: { method: 'POST', path: '/policies/lint', action: 'policies:read' },
+  postReleases: { method: 'POST', path: '/releases', action: 'releases:write' },
   postRoles: { method: 'POST', path: '/roles', action: 'roles:write' },
   postServiceAccounts: { method: 'POST', path: '/service-accounts', action: 'accounts:write' },
   postUsers: { method: 'POST', path: '/users', action: 'accounts:write' },
@@ -1878,6 +2076,25 @@ export function createOperations(t: ApiTransport) {
     async getAuthSession(): Promise<GetAuthSessionResponse> {
       const r = await t.request('GET', '/auth/session', {});
       return r.body as GetAuthSessionResponse;
+    },
+    /** List campaigns, newest first. Requires `campaigns:read`. */
+    async getCampaigns(args: GetCampaignsArgs = {}): Promise<GetCampaignsResponse> {
+      const r = await t.request('GET', '/campaigns', { query: queryOf(args.query) });
+      return r.body as GetCampaignsResponse;
+    },
+    /** A campaign with its progress by device state and the current wave. Requires `campaigns:read`. */
+    async getCampaignsById(args: GetCampaignsByIdArgs): Promise<GetCampaignsByIdResponse> {
+      const r = await t.request('GET', `/campaigns/${seg(args.params.id)}`, {});
+      return r.body as GetCampaignsByIdResponse;
+    },
+    /** The campaign's devices: wave, state, failure reason, versions (excluded devices with why). Requires `campaigns:read`. */
+    async getCampaignsByIdDevices(
+      args: GetCampaignsByIdDevicesArgs,
+    ): Promise<GetCampaignsByIdDevicesResponse> {
+      const r = await t.request('GET', `/campaigns/${seg(args.params.id)}/devices`, {
+        query: queryOf(args.query),
+      });
+      return r.body as GetCampaignsByIdDevicesResponse;
     },
     /** The platform's CAs (root, platform, the tenant's issuing CAs) and the tenant's external CAs. Requires `cas:read`. */
     async getCas(): Promise<GetCasResponse> {
@@ -1997,6 +2214,16 @@ export function createOperations(t: ApiTransport) {
       const r = await t.request('GET', '/metrics', {});
       return r.body as GetMetricsResponse;
     },
+    /** The tenant's TUF repository: role versions and expiry, online keys, metadata waiting for signatures. Requires `releases:read`. */
+    async getOtaRepository(): Promise<GetOtaRepositoryResponse> {
+      const r = await t.request('GET', '/ota/repository', {});
+      return r.body as GetOtaRepositoryResponse;
+    },
+    /** Metadata waiting for offline signatures, with what changes (review before signing). Requires `releases:read`. */
+    async getOtaRepositoryPending(): Promise<GetOtaRepositoryPendingResponse> {
+      const r = await t.request('GET', '/ota/repository/pending', {});
+      return r.body as GetOtaRepositoryPendingResponse;
+    },
     /** List policies: built-in ones and the tenant’s own. Requires `policies:read`. */
     async getPolicies(): Promise<GetPoliciesResponse> {
       const r = await t.request('GET', '/policies', {});
@@ -2023,6 +2250,21 @@ export function createOperations(t: ApiTransport) {
     async getPolicyAttachments(args: GetPolicyAttachmentsArgs = {}): Promise<GetPolicyAttachmentsResponse> {
       const r = await t.request('GET', '/policy-attachments', { query: queryOf(args.query) });
       return r.body as GetPolicyAttachmentsResponse;
+    },
+    /** List releases, newest first. Requires `releases:read`. */
+    async getReleases(args: GetReleasesArgs = {}): Promise<GetReleasesResponse> {
+      const r = await t.request('GET', '/releases', { query: queryOf(args.query) });
+      return r.body as GetReleasesResponse;
+    },
+    /** A release. Requires `releases:read`. */
+    async getReleasesById(args: GetReleasesByIdArgs): Promise<GetReleasesByIdResponse> {
+      const r = await t.request('GET', `/releases/${seg(args.params.id)}`, {});
+      return r.body as GetReleasesByIdResponse;
+    },
+    /** A release's SBOM (CycloneDX JSON). Requires `releases:read`. */
+    async getReleasesByIdSbom(args: GetReleasesByIdSbomArgs): Promise<GetReleasesByIdSbomResponse> {
+      const r = await t.request('GET', `/releases/${seg(args.params.id)}/sbom`, {});
+      return r.body as GetReleasesByIdSbomResponse;
     },
     /** Built-in and custom roles with their statements. Requires `roles:read`. */
     async getRoles(): Promise<GetRolesResponse> {
@@ -2099,6 +2341,11 @@ export function createOperations(t: ApiTransport) {
       });
       return r.body as PostAccountsByAccountIdTokensResponse;
     },
+    /** Upload an artifact (application/octet-stream, streamed, hashed while it arrives, at most ota.maxArtifactBytes); returns its SHA-256. Requires `releases:write`. */
+    async postArtifacts(): Promise<PostArtifactsResponse> {
+      const r = await t.request('POST', '/artifacts', {});
+      return r.body as PostArtifactsResponse;
+    },
     /** Sign in with a local account (password, then TOTP `code` or a `recoveryCode` when MFA is on); sets the session cookie and returns the CSRF token. Public. */
     async postAuthLogin(args: PostAuthLoginArgs): Promise<PostAuthLoginResponse> {
       const r = await t.request('POST', '/auth/login', { body: args.body });
@@ -2113,6 +2360,37 @@ export function createOperations(t: ApiTransport) {
     async postAuthPassword(args: PostAuthPasswordArgs): Promise<PostAuthPasswordResponse> {
       const r = await t.request('POST', '/auth/password', { body: args.body });
       return r.body as PostAuthPasswordResponse;
+    },
+    /** Create and start a campaign (or `dryRun`): eligible devices in waves; devices that cannot take the release are listed, not targeted. Requires `campaigns:write`. */
+    async postCampaigns(args: PostCampaignsArgs): Promise<PostCampaignsResponse> {
+      const r = await t.request('POST', '/campaigns', { body: args.body });
+      return r.body as PostCampaignsResponse;
+    },
+    /** Approve the wave the campaign is waiting at. Requires `campaigns:write`. */
+    async postCampaignsByIdApprove(
+      args: PostCampaignsByIdApproveArgs,
+    ): Promise<PostCampaignsByIdApproveResponse> {
+      const r = await t.request('POST', `/campaigns/${seg(args.params.id)}/approve`, {});
+      return r.body as PostCampaignsByIdApproveResponse;
+    },
+    /** Cancel: pending devices are dropped, devices in progress told to stop. Requires `campaigns:write`. */
+    async postCampaignsByIdCancel(
+      args: PostCampaignsByIdCancelArgs,
+    ): Promise<PostCampaignsByIdCancelResponse> {
+      const r = await t.request('POST', `/campaigns/${seg(args.params.id)}/cancel`, { body: args.body });
+      return r.body as PostCampaignsByIdCancelResponse;
+    },
+    /** Pause: no new devices are notified; devices in progress finish. Requires `campaigns:write`. */
+    async postCampaignsByIdPause(args: PostCampaignsByIdPauseArgs): Promise<PostCampaignsByIdPauseResponse> {
+      const r = await t.request('POST', `/campaigns/${seg(args.params.id)}/pause`, { body: args.body });
+      return r.body as PostCampaignsByIdPauseResponse;
+    },
+    /** Resume a paused campaign (failures seen so far are acknowledged). Requires `campaigns:write`. */
+    async postCampaignsByIdResume(
+      args: PostCampaignsByIdResumeArgs,
+    ): Promise<PostCampaignsByIdResumeResponse> {
+      const r = await t.request('POST', `/campaigns/${seg(args.params.id)}/resume`, {});
+      return r.body as PostCampaignsByIdResumeResponse;
     },
     /** Revoke a tenant issuing CA: every certificate it issued is revoked and its sessions dropped. Requires `cas:write`. */
     async postCasByIdRevoke(args: PostCasByIdRevokeArgs): Promise<PostCasByIdRevokeResponse> {
@@ -2268,6 +2546,18 @@ export function createOperations(t: ApiTransport) {
       const r = await t.request('POST', '/me/password', { body: args.body });
       return r.body as PostMePasswordResponse;
     },
+    /** Prepare the first (or next) root metadata from offline Ed25519 public keys; it is published once signed by the root keys. Requires `releases:write`. */
+    async postOtaRepositoryRoot(args: PostOtaRepositoryRootArgs): Promise<PostOtaRepositoryRootResponse> {
+      const r = await t.request('POST', '/ota/repository/root', { body: args.body });
+      return r.body as PostOtaRepositoryRootResponse;
+    },
+    /** Add offline signatures (Ed25519 over the canonical JSON of `signed`) to waiting root or targets metadata; published at the threshold. Requires `releases:write`. */
+    async postOtaRepositorySignatures(
+      args: PostOtaRepositorySignaturesArgs,
+    ): Promise<PostOtaRepositorySignaturesResponse> {
+      const r = await t.request('POST', '/ota/repository/signatures', { body: args.body });
+      return r.body as PostOtaRepositorySignaturesResponse;
+    },
     /** Create a policy (validated; not attached anywhere yet). Requires `policies:write`. */
     async postPolicies(args: PostPoliciesArgs): Promise<PostPoliciesResponse> {
       const r = await t.request('POST', '/policies', { body: args.body });
@@ -2297,6 +2587,11 @@ export function createOperations(t: ApiTransport) {
     async postPoliciesLint(args: PostPoliciesLintArgs): Promise<PostPoliciesLintResponse> {
       const r = await t.request('POST', '/policies/lint', { body: args.body });
       return r.body as PostPoliciesLintResponse;
+    },
+    /** Create a release from an uploaded artifact; it is listed in the next targets metadata, to be signed offline (bulwark release sign). Requires `releases:write`. */
+    async postReleases(args: PostReleasesArgs): Promise<PostReleasesResponse> {
+      const r = await t.request('POST', '/releases', { body: args.body });
+      return r.body as PostReleasesResponse;
     },
     /** Create a custom role from policy statements (only permissions you hold). Requires `roles:write`. */
     async postRoles(args: PostRolesArgs): Promise<PostRolesResponse> {
