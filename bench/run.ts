@@ -26,7 +26,7 @@ import {
   setScheduling,
 } from './lib/proc.ts';
 import { formatFigures } from './lib/report.ts';
-import type { BrokerKind, Figure, RunningBroker, Suite, SuiteContext } from './lib/types.ts';
+import type { Figure, RunningBroker, Suite, SuiteContext } from './lib/types.ts';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const SUITES_DIR = join(BENCH_DIR, 'suites');
@@ -128,10 +128,12 @@ async function main(): Promise<number> {
   }
   const all = await loadSuites();
   if (values.list) {
-    for (const s of all) console.log(`${s.name.padEnd(14)} ${s.description}`);
+    for (const s of all)
+      console.log(`${s.name.padEnd(14)} ${s.description}${s.optional ? ' (only with --only)' : ''}`);
     return 0;
   }
-  let selected = all;
+  // Optional suites (diagnostics) run only when named.
+  let selected = all.filter((s) => !s.optional);
   if (values.only) {
     const wanted = values.only
       .split(',')
@@ -146,7 +148,7 @@ async function main(): Promise<number> {
     }
     selected = all.filter((s) => wanted.includes(s.name));
   }
-  let brokers: BrokerKind[] = ['bulwark', 'mosquitto'];
+  let brokers: ('bulwark' | 'mosquitto')[] = ['bulwark', 'mosquitto'];
   if (values.brokers) {
     const w = values.brokers.split(',').map((s) => s.trim());
     const bad = w.filter((b) => b !== 'bulwark' && b !== 'mosquitto');

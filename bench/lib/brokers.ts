@@ -9,6 +9,7 @@ import { freePort, isListening, lineHub, memory, sleep, spawnPinned, waitForLine
 import type { BrokerKind, RunningBroker } from './types.ts';
 
 const BULWARK_SERVER = fileURLToPath(new URL('../servers/bulwark-broker.ts', import.meta.url));
+const BARE_TLS_SERVER = fileURLToPath(new URL('../servers/bare-tls.ts', import.meta.url));
 const BROKER_PACKAGE = fileURLToPath(new URL('../../packages/broker/package.json', import.meta.url));
 
 /** Same queue/window settings on both sides (see docs/performance.md, "Broker settings"). */
@@ -53,7 +54,28 @@ export interface StartOptions {
 }
 
 export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise<RunningBroker> {
+  if (kind === 'node-tls') return startBareTls(opts);
   return kind === 'bulwark' ? startBulwark(opts) : startMosquitto(opts);
+}
+
+async function startBareTls(opts: StartOptions): Promise<RunningBroker> {
+  const { certs } = opts;
+  const hub = lineHub();
+  const child = spawnPinned(
+    'node tls',
+    process.execPath,
+    [BARE_TLS_SERVER, '--ca', certs.ca, '--cert', certs.server.cert, '--key', certs.server.key],
+    { cpu: opts.cpu, onLine: hub.emit },
+  );
+  const m = await waitForLine(child, /^READY (\d+)$/, 20_000, hub);
+  return {
+    kind: 'node-tls',
+    label: `node:tls alone (Node ${process.versions.node}, OpenSSL ${process.versions.openssl})`,
+    pid: child.pid,
+    target: target(certs, Number(m[1])),
+    rssKB: () => memory(child.pid).rssKB,
+    stop: () => child.stop(5000),
+  };
 }
 
 function target(certs: CertSet, port: number): RunningBroker['target'] {

@@ -149,7 +149,11 @@ export function cpuPerMessage(s: StepResult | undefined): number | null {
   return Math.round(((s.brokerCpu / 100) * 1e6) / s.completed);
 }
 
-export const shortName: Record<BrokerKind, string> = { bulwark: 'Bulwark', mosquitto: 'Mosquitto' };
+export const shortName: Record<BrokerKind, string> = {
+  bulwark: 'Bulwark',
+  mosquitto: 'Mosquitto',
+  'node-tls': 'node:tls',
+};
 
 /**
  * The fan-in measurement at one QoS: every broker started fresh and connected, then swept with the

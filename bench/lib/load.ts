@@ -197,6 +197,9 @@ export interface StepResult {
   why: string;
 }
 
+/** CPU percent from which a core counts as saturated (sampling is per second, at 1 % resolution). */
+export const SATURATED = 88;
+
 /** A step whose p50 is above this has a standing queue: not held. */
 export const P50_LIMIT_MS = 20;
 
@@ -361,7 +364,7 @@ export async function sweep(
     for (;;) {
       const noisy = s.brokerWait > WAIT_LIMIT && (!s.held || rate === o.latencyRate);
       // A failure with neither core saturated has no explanation in this run: look again once.
-      const unexplained = !s.held && s.brokerCpu < 90 && s.loadCpu < 90;
+      const unexplained = !s.held && s.brokerCpu < SATURATED && s.loadCpu < SATURATED;
       if (noisy && st.disturbedLeft > 0) {
         st.disturbedLeft--;
         st.reruns++;
@@ -403,8 +406,8 @@ export async function sweep(
     const f = st.failed;
     let limit = 'every step held';
     if (f !== undefined) {
-      const broker = f.brokerCpu >= 90;
-      const load = f.loadCpu >= 90;
+      const broker = f.brokerCpu >= SATURATED;
+      const load = f.loadCpu >= SATURATED;
       const who =
         broker && load
           ? `both cores saturated (broker ${f.brokerCpu} %, load ${f.loadCpu} %)`
@@ -418,7 +421,7 @@ export async function sweep(
     out[st.c.key] = {
       maxHeld: st.maxHeld,
       limit,
-      loadBound: f !== undefined && f.loadCpu >= 90,
+      loadBound: f !== undefined && f.loadCpu >= SATURATED,
       latencyAtRate: st.latency,
       rerunsForNoise: st.reruns,
       steps: st.steps,

@@ -28,17 +28,19 @@ export function formatFigures(
       `Mosquitto ${String(machine.mosquitto)}`,
   );
   lines.push('ratio ≥ 1: Bulwark as good or better (higher-is-better rows: B/M; lower-is-better rows: M/B)');
+  lines.push('"≥ x": the load generator ran out before that broker did, so x is a lower bound');
   lines.push('');
   const rows = figures.map((f) => {
     const r = ratio(f);
-    return [
-      f.name,
-      f.unit,
-      num(f.bulwark),
-      num(f.mosquitto),
-      f.better === 'higher' ? '↑' : '↓',
-      r === null ? '—' : r.toFixed(2),
-    ];
+    const mark = f.better === 'higher' ? '≥ ' : '≤ ';
+    const b = (f.bound?.bulwark && f.bulwark !== null ? mark : '') + num(f.bulwark);
+    const m = (f.bound?.mosquitto && f.mosquitto !== null ? mark : '') + num(f.mosquitto);
+    // A bound on Mosquitto's side bounds the ratio from above, one on Bulwark's from below.
+    const rb =
+      f.bound?.mosquitto && !f.bound.bulwark ? '≤ ' : f.bound?.bulwark && !f.bound.mosquitto ? '≥ ' : '';
+    const rs =
+      r === null ? '—' : f.bound?.bulwark && f.bound.mosquitto ? `~${r.toFixed(2)}` : rb + r.toFixed(2);
+    return [f.name, f.unit, b, m, f.better === 'higher' ? '↑' : '↓', rs];
   });
   const head = ['figure', 'unit', 'Bulwark', 'Mosquitto', 'good', 'ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -4,7 +4,8 @@ import type { CertSet } from './certs.ts';
 import type { Generator } from './generator.ts';
 import type { Target } from './generator-protocol.ts';
 
-export type BrokerKind = 'bulwark' | 'mosquitto';
+/** `node-tls`: no broker, Node's TLS server alone (bench/servers/bare-tls.ts), the floor under Bulwark. */
+export type BrokerKind = 'bulwark' | 'mosquitto' | 'node-tls';
 
 export interface RunningBroker {
   kind: BrokerKind;
@@ -29,6 +30,11 @@ export interface Figure {
   better: 'higher' | 'lower';
   /** Values below this count as this when the ratio is taken (e.g. RSS growth near zero). */
   resolution?: number;
+  /**
+   * Which figures are only bounds (the load generator ran out first): shown as "≥ x" for
+   * higher-is-better figures, and the ratio then as a bound too.
+   */
+  bound?: { bulwark?: boolean; mosquitto?: boolean };
   /** Caveat printed under the table (e.g. "Mosquitto figure is generator-bound: a lower bound"). */
   note?: string;
 }
@@ -36,8 +42,8 @@ export interface Figure {
 export interface SuiteContext {
   /** `--quick`: shorter steps and smaller counts, for a smoke run. */
   readonly quick: boolean;
-  /** Brokers to measure, in order; Mosquitto is absent when it is not installed. */
-  readonly brokers: readonly BrokerKind[];
+  /** Brokers to compare, in order; Mosquitto is absent when it is not installed. */
+  readonly brokers: readonly ('bulwark' | 'mosquitto')[];
   readonly certs: CertSet;
   /** Names of the publisher certificates (one per publisher), the reader, and the shared fleet ones. */
   readonly names: { publishers: readonly string[]; reader: string; fleet: readonly string[] };
@@ -66,5 +72,7 @@ export interface Suite {
   description: string;
   /** Lower runs first (default 100); ties by name. */
   order?: number;
+  /** Runs only when named with --only (diagnostics that would lengthen every run). */
+  optional?: boolean;
   run(ctx: SuiteContext): Promise<Record<string, unknown>>;
 }

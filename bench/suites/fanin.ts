@@ -28,6 +28,7 @@ const suite: Suite = {
         bulwark: b?.sweep.maxHeld ?? null,
         mosquitto: m?.sweep.maxHeld ?? null,
         better: 'higher',
+        bound: { bulwark: b?.sweep.loadBound === true, mosquitto: m?.sweep.loadBound === true },
         ...(notes ? { note: notes } : {}),
       });
       const lat = (r: FaninResult | undefined, q: 'p50ms' | 'p99ms') => r?.sweep.latencyAtRate?.[q] ?? null;

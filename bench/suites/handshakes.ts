@@ -11,7 +11,7 @@ import type { RunningBroker, Suite, SuiteContext } from '../lib/types.ts';
 
 const CONCURRENCY = 32;
 
-interface HandshakeResult {
+export interface HandshakeResult {
   broker: string;
   mode: 'full' | 'resumed';
   seconds: number;
@@ -33,14 +33,14 @@ interface HandshakeResult {
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function measure(
+export async function measureHandshakes(
   ctx: SuiteContext,
   broker: RunningBroker,
   mode: 'full' | 'resumed',
 ): Promise<HandshakeResult> {
   const gen = await ctx.startGenerator(`handshakes-${broker.kind}`);
   try {
-    const seconds = ctx.quick ? 3 : 5;
+    const seconds = ctx.quick ? 3 : 4;
     const clients = ctx.names.fleet.map((name, i) => {
       const c = ctx.certs.clients.get(name)!;
       return { clientId: name, cert: c.cert, key: c.key, localAddress: `127.0.0.${10 + (i % 8)}` };
@@ -121,12 +121,21 @@ const suite: Suite = {
     const brokers: RunningBroker[] = [];
     for (const kind of ctx.brokers) brokers.push(await ctx.startBroker(kind));
     const out: Record<string, Record<string, HandshakeResult>> = { full: {}, resumed: {} };
+    // Two rounds, the brokers taking turns, so that whatever else the machine does hits them alike;
+    // the better round counts (noise only ever makes a broker slower).
+    const rounds: Record<string, Record<string, HandshakeResult[]>> = { full: {}, resumed: {} };
     try {
       for (const mode of ['full', 'resumed'] as const) {
-        // The brokers take turns, so that other work on the machine hits them alike.
-        for (const b of brokers) {
-          out[mode]![b.kind] = await measure(ctx, b, mode);
-          await sleep(500);
+        for (let round = 0; round < (ctx.quick ? 1 : 2); round++) {
+          for (const b of brokers) {
+            (rounds[mode]![b.kind] ??= []).push(await measureHandshakes(ctx, b, mode));
+            await sleep(300);
+          }
+        }
+        for (const [kind, list] of Object.entries(rounds[mode]!)) {
+          out[mode]![kind] = list.reduce((best, r) =>
+            (r.perBrokerCore ?? 0) > (best.perBrokerCore ?? 0) ? r : best,
+          );
         }
       }
     } finally {
@@ -153,7 +162,7 @@ const suite: Suite = {
         ...(notes.length ? { note: notes.join('; ') } : {}),
       });
     }
-    return out;
+    return { best: out, rounds };
   },
 };
 

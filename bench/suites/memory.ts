@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { CpuMeter, sleep } from '../lib/proc.ts';
 import type { ClientSpec } from '../lib/generator-protocol.ts';
 import type { Generator } from '../lib/generator.ts';
-import type { RunningBroker, Suite, SuiteContext } from '../lib/types.ts';
+import type { BrokerKind, RunningBroker, Suite, SuiteContext } from '../lib/types.ts';
 
 interface Level {
   connections: number;
@@ -21,7 +21,7 @@ interface Level {
   node?: { heapUsedMB: number; externalMB: number; arrayBuffersMB: number };
 }
 
-interface MemoryResult {
+export interface MemoryResult {
   broker: string;
   baselineMB: number;
   baselineNode?: Level['node'];
@@ -98,9 +98,9 @@ async function ramp(
   };
 }
 
-async function measure(
+export async function measureMemory(
   ctx: SuiteContext,
-  kind: 'bulwark' | 'mosquitto',
+  kind: BrokerKind,
   levels: number[],
 ): Promise<MemoryResult> {
   const b = await ctx.startBroker(kind);
@@ -161,7 +161,7 @@ const suite: Suite = {
   async run(ctx) {
     const levels = ctx.quick ? [1000, 2000] : [10_000, 19_000];
     const out: Record<string, MemoryResult> = {};
-    for (const kind of ctx.brokers) out[kind] = await measure(ctx, kind, levels);
+    for (const kind of ctx.brokers) out[kind] = await measureMemory(ctx, kind, levels);
     for (let i = 0; i < levels.length; i++) {
       const b = out.bulwark?.levels[i];
       const m = out.mosquitto?.levels[i];

@@ -90,6 +90,7 @@ const suite: Suite = {
         bulwark: p.maxHeld,
         mosquitto: m?.maxHeld ?? null,
         better: 'higher',
+        bound: { bulwark: p.loadBound, mosquitto: m?.loadBound === true },
         note: notes.join('; '),
       });
       const lat = (r: SweepResult | undefined, q: 'p50ms' | 'p99ms') => r?.latencyAtRate?.[q] ?? null;
