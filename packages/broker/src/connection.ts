@@ -89,6 +89,9 @@ function currentTurn(): number {
   return turn;
 }
 
+const kConnection = Symbol('bulwark.connection');
+type OwnedStream = Duplex & { [kConnection]?: Connection<unknown> };
+
 function resumeAfterYield(c: Connection<unknown>): void {
   c.resumeReading();
 }
@@ -178,16 +181,45 @@ export class Connection<P> implements SessionConnection {
     this.window = core.limits.maxInflight;
     const sock = stream as Duplex & { setNoDelay?: (v: boolean) => void };
     if (typeof sock.setNoDelay === 'function') sock.setNoDelay(true);
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('drain', () => this.session?.pump());
-    stream.on('end', () => this.close('client closed the connection'));
-    stream.on('close', () => this.close('connection closed'));
-    stream.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
+    // Shared listeners that find the connection on the stream: no closures per connection.
+    (stream as OwnedStream)[kConnection] = this as Connection<unknown>;
+    stream.on('data', Connection.#onStreamData);
+    stream.on('drain', Connection.#onStreamDrain);
+    stream.on('end', Connection.#onStreamEnd);
+    stream.on('close', Connection.#onStreamClose);
+    stream.on('error', Connection.#onStreamError);
     // A connection that does not send CONNECT in reasonable time is closed (a SHOULD of the spec, no id).
-    this.#connectTimer = setTimeout(() => {
-      if (this.state === 'new' || this.state === 'auth') this.close('CONNECT timeout');
-    }, core.limits.connectTimeoutMs);
+    this.#connectTimer = setTimeout(Connection.#connectTimeout, core.limits.connectTimeoutMs, this);
     this.#connectTimer.unref();
+  }
+
+  static #onStreamData(this: OwnedStream, chunk: Buffer): void {
+    this[kConnection]!.#onData(chunk);
+  }
+
+  static #onStreamDrain(this: OwnedStream): void {
+    this[kConnection]!.session?.pump();
+  }
+
+  static #onStreamEnd(this: OwnedStream): void {
+    this[kConnection]!.close('client closed the connection');
+  }
+
+  static #onStreamClose(this: OwnedStream): void {
+    this[kConnection]!.close('connection closed');
+  }
+
+  static #onStreamError(this: OwnedStream, err: Error): void {
+    this[kConnection]!.close(`socket error: ${err.message}`);
+  }
+
+  static #connectTimeout(c: Connection<unknown>): void {
+    c.#connectTimer = undefined;
+    if (c.state === 'new' || c.state === 'auth') c.close('CONNECT timeout');
+  }
+
+  static #keepAliveTimeout(c: Connection<unknown>): void {
+    c.#checkKeepAlive();
   }
 
   // ---- reading ---------------------------------------------------------------------------------
@@ -614,6 +646,9 @@ export class Connection<P> implements SessionConnection {
       res.session.handle = handle as ClientHandle<unknown>;
       this.state = 'open';
       if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+      // Only re-authentication (v5 AUTH 0x19) needs the CONNECT again; idle connections do not keep it.
+      if (this.#authMethod === undefined) this.#connect = undefined;
       const connack: IConnackPacket = {
         cmd: 'connack',
         // 3.1.1 [MQTT-3.2.2-1] [MQTT-3.2.2-2], v5 [MQTT-3.2.2-2] [MQTT-3.2.2-3]: session present only when resumed.
@@ -682,7 +717,7 @@ export class Connection<P> implements SessionConnection {
 
   #startKeepAlive(): void {
     if (this.#keepAliveMs === 0) return;
-    this.#timer = setTimeout(() => this.#checkKeepAlive(), this.#keepAliveMs);
+    this.#timer = setTimeout(Connection.#keepAliveTimeout, this.#keepAliveMs, this);
     this.#timer.unref();
   }
 
@@ -694,7 +729,7 @@ export class Connection<P> implements SessionConnection {
       this.disconnect(ReasonCode.keepAliveTimeout, undefined, 'keep alive timeout');
       return;
     }
-    this.#timer = setTimeout(() => this.#checkKeepAlive(), this.#keepAliveMs - idle);
+    this.#timer = setTimeout(Connection.#keepAliveTimeout, this.#keepAliveMs - idle, this);
     this.#timer.unref();
   }
 

@@ -46,28 +46,73 @@ function installStrictStrings(parser: Parser): void {
   };
 }
 
+/** What the parser needs to know of a connection: set from its CONNECT (`this.settings = packet`). */
+interface ParserSettings {
+  protocolVersion?: number;
+  bridgeMode?: boolean;
+}
+
+const initialSettings: ParserSettings = Object.freeze({});
+const settingsCache = new Map<number, ParserSettings>();
+
+function settingsFor(connect: ParserSettings): ParserSettings {
+  const v = connect.protocolVersion ?? 4;
+  const key = v * 2 + (connect.bridgeMode === true ? 1 : 0);
+  let s = settingsCache.get(key);
+  if (s === undefined) {
+    s = Object.freeze({ protocolVersion: v, bridgeMode: connect.bridgeMode === true });
+    settingsCache.set(key, s);
+  }
+  return s;
+}
+
+/**
+ * One mqtt-packet parser for every connection. The reader hands it one complete frame at a time, so
+ * it holds no state between two parse() calls (it is reset if it does); per connection only the
+ * protocol level is kept. A parser per connection cost ~1.5 KB of heap (parser, BufferList stream,
+ * listeners) for each idle connection.
+ */
+interface SharedParser {
+  parser: Parser &
+    ParserInternals & {
+      settings: ParserSettings;
+      _resetState(): void;
+      error: unknown;
+      _stateCounter: number;
+    };
+  packet: Packet | undefined;
+  error: string | undefined;
+}
+
+let shared: SharedParser | undefined;
+
+function sharedParser(): SharedParser {
+  if (shared !== undefined) return shared;
+  const parser = mqtt.parser() as SharedParser['parser'];
+  installStrictStrings(parser);
+  const sp: SharedParser = { parser, packet: undefined, error: undefined };
+  parser.on('packet', (packet: Packet) => {
+    sp.packet = packet;
+  });
+  parser.on('error', (err: unknown) => {
+    sp.error ??= err instanceof Error ? err.message : String(err);
+  });
+  shared = sp;
+  return sp;
+}
+
 export class PacketReader {
-  readonly #parser: Parser;
   #chunks: Buffer[] = [];
   #buffered = 0;
   /** Bytes needed before the next frame can be cut, 0 when unknown (header incomplete). */
   #need = 0;
-  #packet: Packet | undefined = undefined;
-  #error: string | undefined = undefined;
+  #settings: ParserSettings = initialSettings;
   maxPacketSize: number;
   /** Size of the frame last returned by next(). */
   frameSize = 0;
 
   constructor(maxPacketSize: number) {
     this.maxPacketSize = maxPacketSize;
-    this.#parser = mqtt.parser();
-    installStrictStrings(this.#parser);
-    this.#parser.on('packet', (packet: Packet) => {
-      this.#packet = packet;
-    });
-    this.#parser.on('error', (err: unknown) => {
-      this.#error ??= err instanceof Error ? err.message : String(err);
-    });
   }
 
   get buffered(): number {
@@ -121,16 +166,38 @@ export class PacketReader {
     this.frameSize = total;
     const frame = buf.length === total ? buf : buf.subarray(0, total);
     if (buf.length === total) {
-      this.#chunks = [];
+      this.#chunks.length = 0;
       this.#buffered = 0;
     } else {
       this.#chunks[0] = buf.subarray(total);
       this.#buffered = buf.length - total;
     }
-    this.#packet = undefined;
-    this.#parser.parse(frame);
-    if (this.#error !== undefined) return { kind: 'malformed', message: this.#error };
-    const packet = this.#packet as Packet | undefined;
+    const sp = sharedParser();
+    const parser = sp.parser;
+    sp.packet = undefined;
+    sp.error = undefined;
+    parser.settings = this.#settings;
+    let packet: Packet | undefined;
+    let error: string | undefined;
+    try {
+      parser.parse(frame);
+      packet = sp.packet as Packet | undefined;
+      error = sp.error as string | undefined;
+      if (packet !== undefined && packet.cmd === 'connect') this.#settings = settingsFor(parser.settings);
+    } catch (err) {
+      // A decoder that throws (instead of emitting an error) must not leave state for the next connection.
+      error = err instanceof Error ? err.message : 'undecodable packet';
+    } finally {
+      sp.packet = undefined;
+      sp.error = undefined;
+      if (parser.error !== null || parser._list.length !== 0 || parser._stateCounter !== 0) {
+        // _resetState leaves _pos, which _parseVarByteNum reads as an offset: clear it too.
+        parser._resetState();
+        parser._pos = 0;
+      }
+      parser.settings = initialSettings;
+    }
+    if (error !== undefined) return { kind: 'malformed', message: error };
     if (packet === undefined) return { kind: 'malformed', message: 'packet could not be decoded' };
     if (needsPacketId(packet)) {
       const id = packet.messageId;
