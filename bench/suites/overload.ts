@@ -24,6 +24,8 @@ interface OverloadResult {
   firstHalf: number;
   secondHalf: number;
   rssStartMB: number;
+  /** RSS growth from the end of the second second to the end: after the initial jump, does it level off? */
+  rssGrowthAfterRampMB: number;
   rssMaxMB: number;
   rssEndMB: number;
   rssAfterDrainMB: number;
@@ -63,6 +65,7 @@ async function measure(ctx: SuiteContext, kind: BrokerKind): Promise<OverloadRes
       const rssStart = rss[0] ?? NaN;
       const rssEnd = rss.at(-1) ?? NaN;
       const growth = rssEnd - rssStart;
+      const lateGrowth = rssEnd - (rss[1] ?? rssStart);
       const stableRate = secondHalf >= 0.8 * firstHalf;
       const stableRss = growth <= Math.max(20, 0.2 * rssStart);
       const metrics = await broker.metrics?.();
@@ -79,13 +82,15 @@ async function measure(ctx: SuiteContext, kind: BrokerKind): Promise<OverloadRes
         firstHalf: Math.round(firstHalf),
         secondHalf: Math.round(secondHalf),
         rssStartMB: rssStart,
+        rssGrowthAfterRampMB: r1(lateGrowth),
         rssMaxMB: Math.max(...rss),
         rssEndMB: rssEnd,
         rssAfterDrainMB: r1(broker.rssKB() / 1024),
         flat: stableRate && stableRss,
         verdict:
           `${stableRate ? 'delivery steady' : 'delivery fell'} (${Math.round(firstHalf)} → ${Math.round(secondHalf)}/s), ` +
-          `${stableRss ? 'RSS flat' : 'RSS grew'} (${rssStart} → ${rssEnd} MB)`,
+          `${stableRss ? 'RSS flat' : 'RSS grew'} (${rssStart} → ${rssEnd} MB` +
+          `${stableRss ? '' : `, ${r1(lateGrowth)} MB of it after the first 2 s`})`,
         ...(metrics ? { brokerMetrics: metrics } : {}),
       };
       ctx.log(
