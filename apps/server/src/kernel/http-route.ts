@@ -84,6 +84,11 @@ export interface HttpRoute {
   readonly action: string;
   /** Resource name for the policy check (see policy model). */
   resource(ctx: RouteContext): string;
+  /**
+   * Fleet path of the object the route acts on (a device's fleet), when it has one. Asked only for
+   * principals limited to a fleet subtree, so the policy engine can tell whether the object is inside.
+   */
+  resourceFleet?(ctx: RouteContext): Promise<string | undefined>;
   readonly schema?: {
     readonly params?: object;
     readonly querystring?: object;

@@ -302,9 +302,15 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
         limit(route, req);
         const ctx = contextOf(req);
         const resource = route.resource(ctx);
+        // Where the object sits matters only to a principal limited to a fleet subtree.
+        const resourceFleet =
+          route.resourceFleet && principal.boundaries?.some((b) => b.fleet !== undefined)
+            ? await route.resourceFleet(ctx)
+            : undefined;
         const decision = policy.authorize(principal as Principal, route.action, resource, {
           sourceIp: req.ip,
           mfa: principal.mfa === true,
+          ...(resourceFleet !== undefined ? { resourceFleet } : {}),
         });
         if (!decision.allowed) {
           audit.recordLater({
