@@ -102,6 +102,13 @@ export class Message {
     aliasNew: boolean,
     now: number,
   ): Buffer {
+    if (
+      !v5 ||
+      (this.properties === undefined && this.expiresAt === 0 && subscriptionIds === undefined && alias === 0)
+    ) {
+      const out = encodePublish(this.topic, this.payload, qos, retain, dup, packetId, v5);
+      if (out !== undefined) return out;
+    }
     const packet: IPublishPacket = {
       cmd: 'publish',
       topic: alias !== 0 && !aliasNew ? '' : this.topic,
@@ -126,6 +133,47 @@ export class Message {
     }
     return generate(packet, { protocolVersion: v5 ? 5 : 4 });
   }
+}
+
+/** Largest Remaining Length (MQTT 1.5.5). */
+const MAX_REMAINING = 268_435_455;
+
+/**
+ * A PUBLISH without properties (v5: an empty property list), encoded directly: mqtt-packet's
+ * generate() calls `debug` with the packet even when logging is off and measures it twice.
+ */
+function encodePublish(
+  topic: string,
+  payload: Buffer,
+  qos: QoS,
+  retain: boolean,
+  dup: boolean,
+  packetId: number,
+  v5: boolean,
+): Buffer | undefined {
+  const topicLen = Buffer.byteLength(topic);
+  const remaining = 2 + topicLen + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
+  if (topicLen > 0xffff || remaining > MAX_REMAINING) return undefined;
+  const header = remaining < 128 ? 2 : remaining < 16_384 ? 3 : remaining < 2_097_152 ? 4 : 5;
+  const out = Buffer.allocUnsafe(header + remaining);
+  out[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+  let o = 1;
+  let n = remaining;
+  do {
+    const b = n % 128;
+    n = Math.floor(n / 128);
+    out[o++] = n > 0 ? b | 0x80 : b;
+  } while (n > 0);
+  out[o++] = topicLen >> 8;
+  out[o++] = topicLen & 0xff;
+  o += out.write(topic, o, 'utf8');
+  if (qos > 0) {
+    out[o++] = packetId >> 8;
+    out[o++] = packetId & 0xff;
+  }
+  if (v5) out[o++] = 0;
+  payload.copy(out, o);
+  return out;
 }
 
 /** Stores and routers may hand back a plain Uint8Array (structured clone, some drivers). */

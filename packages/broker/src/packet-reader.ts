@@ -4,7 +4,7 @@
 // back-pressure and while a CONNECT is being authenticated) without losing bytes.
 import { isUtf8 } from 'node:buffer';
 import mqtt from 'mqtt-packet';
-import type { Packet, Parser } from 'mqtt-packet';
+import type { Packet, Parser, QoS } from 'mqtt-packet';
 
 export type ReadError =
   { kind: 'malformed'; message: string } | { kind: 'too-large'; message: string; size: number };
@@ -110,6 +110,9 @@ export class PacketReader {
   maxPacketSize: number;
   /** Size of the frame last returned by next(). */
   frameSize = 0;
+  /** The last ASCII topic decoded, reused while a publisher keeps publishing to it. */
+  topic = '';
+  v5 = false;
 
   constructor(maxPacketSize: number) {
     this.maxPacketSize = maxPacketSize;
@@ -172,6 +175,10 @@ export class PacketReader {
       this.#chunks[0] = buf.subarray(total);
       this.#buffered = buf.length - total;
     }
+    if (this.#settings !== initialSettings) {
+      const fast = decodeFast(this, frame, buf[0]!, pos, total);
+      if (fast !== undefined) return checkPacketId(fast);
+    }
     const sp = sharedParser();
     const parser = sp.parser;
     sp.packet = undefined;
@@ -183,7 +190,10 @@ export class PacketReader {
       parser.parse(frame);
       packet = sp.packet as Packet | undefined;
       error = sp.error as string | undefined;
-      if (packet !== undefined && packet.cmd === 'connect') this.#settings = settingsFor(parser.settings);
+      if (packet !== undefined && packet.cmd === 'connect') {
+        this.#settings = settingsFor(parser.settings);
+        this.v5 = this.#settings.protocolVersion === 5;
+      }
     } catch (err) {
       // A decoder that throws (instead of emitting an error) must not leave state for the next connection.
       error = err instanceof Error ? err.message : 'undecodable packet';
@@ -199,15 +209,116 @@ export class PacketReader {
     }
     if (error !== undefined) return { kind: 'malformed', message: error };
     if (packet === undefined) return { kind: 'malformed', message: 'packet could not be decoded' };
-    if (needsPacketId(packet)) {
-      const id = packet.messageId;
-      // [MQTT-2.3.1-1] a packet identifier is present and non-zero.
-      if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65_535) {
-        return { kind: 'malformed', message: 'missing or zero packet identifier' };
-      }
+    return checkPacketId(packet);
+  }
+}
+
+function checkPacketId(packet: Packet): Packet | ReadError {
+  if (needsPacketId(packet)) {
+    const id = packet.messageId;
+    // [MQTT-2.3.1-1] a packet identifier is present and non-zero.
+    if (id === undefined || !Number.isInteger(id) || id < 1 || id > 65_535) {
+      return { kind: 'malformed', message: 'missing or zero packet identifier' };
     }
+  }
+  return packet;
+}
+
+/**
+ * The packets of the message path decoded here rather than by mqtt-packet (whose parser allocates a
+ * Packet and a BufferList entry per packet and calls `debug` a dozen times per packet even when
+ * logging is off). Anything unusual returns undefined and goes to mqtt-packet, so the validation
+ * and the error messages for malformed input stay mqtt-packet's (plus the strict UTF-8 strings).
+ */
+function decodeFast(
+  reader: { topic: string; v5: boolean },
+  frame: Buffer,
+  first: number,
+  bodyStart: number,
+  total: number,
+): Packet | undefined {
+  const type = first >> 4;
+  const remaining = total - bodyStart;
+  if (type === 3) {
+    // PUBLISH: DUP, QoS (3 is malformed [MQTT-3.3.1-4]) and RETAIN in the flags.
+    const qos = ((first >> 1) & 3) as QoS | 3;
+    if (qos === 3 || remaining < 2) return undefined;
+    const topicLen = (frame[bodyStart]! << 8) | frame[bodyStart + 1]!;
+    const a = bodyStart + 2;
+    const b = a + topicLen;
+    let p = b + (qos > 0 ? 2 : 0);
+    if (p > total) return undefined;
+    if (reader.v5) {
+      // Only an empty property list here; properties go to mqtt-packet.
+      if (p >= total || frame[p] !== 0) return undefined;
+      p++;
+    }
+    // The topic: U+0000 is the byte 0x00 in well-formed UTF-8 [MQTT-1.5.3-2]; non-ASCII is checked
+    // as UTF-8 [MQTT-1.5.3-1]. A publisher repeating its topic gets the same string back.
+    const cached = reader.topic;
+    let same = cached.length === topicLen;
+    let ascii = true;
+    for (let i = a; i < b; i++) {
+      const c = frame[i]!;
+      if (c === 0) return undefined;
+      if (c >= 0x80) ascii = false;
+      else if (same && cached.charCodeAt(i - a) !== c) same = false;
+    }
+    let topic: string;
+    if (ascii) {
+      if (same) topic = cached;
+      else {
+        topic = frame.toString('latin1', a, b);
+        reader.topic = topic;
+      }
+    } else {
+      if (!isUtf8(frame.subarray(a, b))) return undefined;
+      topic = frame.toString('utf8', a, b);
+    }
+    const payload = frame.subarray(p, total);
+    if (qos === 0) {
+      return {
+        cmd: 'publish',
+        retain: (first & 1) !== 0,
+        qos,
+        dup: (first & 8) !== 0,
+        length: remaining,
+        topic,
+        payload,
+      };
+    }
+    return {
+      cmd: 'publish',
+      retain: (first & 1) !== 0,
+      qos,
+      dup: (first & 8) !== 0,
+      length: remaining,
+      topic,
+      payload,
+      messageId: (frame[b]! << 8) | frame[b + 1]!,
+    };
+  }
+  if (type >= 4 && type <= 7) {
+    // PUBACK, PUBREC, PUBCOMP with flags 0000, PUBREL with 0010 [MQTT-3.6.1-1]; only the plain
+    // two-byte form (a v5 reason code or properties go to mqtt-packet).
+    if ((first & 0x0f) !== (type === 6 ? 2 : 0) || remaining !== 2) return undefined;
+    const messageId = (frame[bodyStart]! << 8) | frame[bodyStart + 1]!;
+    const cmd = type === 4 ? 'puback' : type === 5 ? 'pubrec' : type === 6 ? 'pubrel' : 'pubcomp';
+    const packet = {
+      cmd,
+      retain: false,
+      qos: type === 6 ? 1 : 0,
+      dup: false,
+      length: 2,
+      messageId,
+    } as Packet;
+    if (reader.v5) (packet as { reasonCode?: number }).reasonCode = 0;
     return packet;
   }
+  if (first === 0xc0 && remaining === 0) {
+    return { cmd: 'pingreq', retain: false, qos: 0, dup: false, length: 0 } as Packet;
+  }
+  return undefined;
 }
 
 function needsPacketId(p: Packet): boolean {
