@@ -130,7 +130,8 @@ async function startBulwark(opts: StartOptions): Promise<RunningBroker> {
         });
         child.proc.send('metrics');
       }),
-    stop: () => child.stop(5000),
+    // Writing a CPU profile at exit takes a while: do not SIGKILL it half-way.
+    stop: () => child.stop(opts.profileDir ? 30_000 : 5000),
   };
 }
 
