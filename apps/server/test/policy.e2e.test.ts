@@ -216,6 +216,7 @@ describe('policies end to end', () => {
     await withinOneSecond(async () => (await publishRc(client, 'devices/robot-1/telemetry')) === 0x87);
     assert.equal(await publishRc(client, 'devices/robot-1/status', '{"state":"quarantined"}'), 0);
     assert.equal(await subscribeRc(client, 'devices/robot-1/update/#'), 1);
+    assert.equal(await subscribeRc(client, 'devices/robot-1/ota/notify'), 1, 'OTA notices still reach it');
     assert.equal(await subscribeRc(client, 'devices/robot-1/#'), 0x87);
     got.length = 0;
     await p.app.mqtt.broker.publish({ topic: 'devices/robot-1/commands', payload: '{}', qos: 1 });

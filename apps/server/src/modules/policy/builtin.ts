@@ -37,7 +37,7 @@ export const QUARANTINE_GROUP = 'quarantine';
 export const quarantinePolicy: PolicyDocument = {
   id: 'builtin:quarantine',
   description:
-    'Quarantine: MQTT limited to devices/{id}/status and devices/{id}/update/#, whatever else is attached.',
+    'Quarantine: MQTT limited to devices/{id}/status, devices/{id}/update/# and the OTA topics devices/{id}/ota/#, whatever else is attached.',
   statements: [
     {
       sid: 'limit-to-status-and-update',
@@ -46,6 +46,7 @@ export const quarantinePolicy: PolicyDocument = {
       notResources: [
         'bulwark:${device.tenant}:topic/devices/${device.id}/status',
         'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
+        'bulwark:${device.tenant}:topic/devices/${device.id}/ota/#',
       ],
     },
     {
@@ -55,6 +56,7 @@ export const quarantinePolicy: PolicyDocument = {
       resources: [
         'bulwark:${device.tenant}:topic/devices/${device.id}/status',
         'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
+        'bulwark:${device.tenant}:topic/devices/${device.id}/ota/#',
       ],
     },
   ],
