@@ -141,7 +141,6 @@ export const ACTIONS = [
   'devices:read',
   'devices:write',
   'devices:command',
-  'devices:command',
   'fleets:read',
   'fleets:write',
   'groups:read',
