@@ -17,6 +17,7 @@ import { summariseProfile } from './lib/cpuprofile.ts';
 import type { ProfileSummary } from './lib/cpuprofile.ts';
 import { Generator } from './lib/generator.ts';
 import {
+  benchLock,
   coreBusy,
   cores,
   hasCommand,
@@ -199,6 +200,14 @@ async function main(): Promise<number> {
     console.error(`bench: ${cores} cores; the broker gets core 0 and the load core 1, the rest stay unused`);
   }
 
+  const release = await benchLock(join(tmpdir(), 'bulwark-bench.lock'), 15 * 60_000, (m) =>
+    console.error(`bench: ${m}`),
+  );
+  if (!release) {
+    console.error('bench: gave up waiting for the other bench run (15 minutes)');
+    return 3;
+  }
+  process.on('exit', release);
   const started = new Date();
   const runId = timestamp();
   const tmp = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));

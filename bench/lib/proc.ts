@@ -1,7 +1,7 @@
 // Child processes pinned to a core, and what /proc says about them (CPU time, RSS, per-core load).
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -378,4 +378,59 @@ export function isListening(port: number): boolean {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * One bench at a time on a machine: two runs would measure each other. Takes a lock file holding this
+ * process's pid; when another live bench holds it, waits (saying so) up to `waitMs`. Returns a release
+ * function, or undefined when the wait ran out.
+ */
+export async function benchLock(
+  file: string,
+  waitMs: number,
+  say: (m: string) => void,
+): Promise<(() => void) | undefined> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(file, 'utf8') === String(process.pid)) unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch {
+      let holder: number;
+      try {
+        holder = Number(readFileSync(file, 'utf8'));
+      } catch {
+        continue;
+      }
+      let alive: boolean;
+      try {
+        process.kill(holder, 0);
+        alive = Number.isInteger(holder) && holder > 0;
+      } catch {
+        alive = false;
+      }
+      if (!alive) {
+        // Left behind by a run that was killed.
+        try {
+          unlinkSync(file);
+        } catch {
+          // someone else took it over
+        }
+        continue;
+      }
+      if (Date.now() > deadline) return undefined;
+      if (!told) {
+        say(`another bench run (pid ${holder}) is using the machine; waiting for it to finish…`);
+        told = true;
+      }
+      await sleep(2000);
+    }
+  }
 }
