@@ -586,6 +586,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
     let ready = false;
     const http = await buildHttpApp({
+      deviceFleet: async (t, id) => {
+        const fleet = (await devices.placement(t, id))?.device.fleet;
+        return fleet ? fleet : undefined;
+      },
       routes: [
         ...iamRoutes({ iam, platformTenant: config.tenant }),
         ...metricsRoutes({ metrics, platformTenant: config.tenant }),

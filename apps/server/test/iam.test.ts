@@ -285,6 +285,32 @@ describe('iam: tokens, roles, people and sessions', () => {
         .allowed,
       false,
     );
+    // Through the API, every route on one device asks where the device is.
+    for (const path of ['plant-a', 'plant-a/line-1', 'plant-b']) {
+      const f = await api('POST', '/api/v1/fleets', { body: { path } });
+      assert.ok(f.status === 201 || f.status === 409, JSON.stringify(f.body));
+    }
+    for (const [id, fleet] of [
+      ['scoped-in', 'plant-a/line-1'],
+      ['scoped-out', 'plant-b'],
+    ] as const) {
+      const d = await api('POST', '/api/v1/devices', { body: { id, fleet } });
+      assert.equal(d.status, 201, JSON.stringify(d.body));
+    }
+    assert.equal((await as(scoped.token, 'GET', '/api/v1/devices/scoped-in')).status, 200);
+    assert.equal((await as(scoped.token, 'GET', '/api/v1/devices/scoped-in/telemetry')).status, 200);
+    for (const path of [
+      '/api/v1/devices/scoped-out',
+      '/api/v1/devices/scoped-out/telemetry',
+      '/api/v1/devices/scoped-out/twin',
+    ]) {
+      expectCode(await as(scoped.token, 'GET', path), 403, 'ERR_POLICY_DENIED');
+    }
+    expectCode(
+      await as(scoped.token, 'POST', '/api/v1/devices/scoped-out/disable'),
+      403,
+      'ERR_POLICY_DENIED',
+    );
     // An admin of the whole tenant cannot be created by it.
     const sa = await as(scoped.token, 'POST', '/api/v1/service-accounts', { name: 'wide', role: 'viewer' });
     assert.equal(sa.status, 403);

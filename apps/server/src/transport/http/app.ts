@@ -41,7 +41,14 @@ export interface HttpAppDeps {
   clock?: Clock;
   /** Shared with other listeners' endpoints (EST enrollment); one is made when absent. */
   rateLimiter?: RateLimiter;
+  /**
+   * Fleet of the device a resource name `bulwark:<tenant>:device/<id>` points at. Every route acting on
+   * one device then tells fleet-scoped principals where it is, without each route having to say so.
+   */
+  deviceFleet?(tenant: string, deviceId: string): Promise<string | undefined>;
 }
+
+const DEVICE_RESOURCE = /^bulwark:([a-z0-9][a-z0-9-]{0,62}):device\/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})$/;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -303,10 +310,15 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
         const ctx = contextOf(req);
         const resource = route.resource(ctx);
         // Where the object sits matters only to a principal limited to a fleet subtree.
-        const resourceFleet =
-          route.resourceFleet && principal.boundaries?.some((b) => b.fleet !== undefined)
+        const fleetScoped = principal.boundaries?.some((b) => b.fleet !== undefined) === true;
+        const device = fleetScoped && !route.resourceFleet ? DEVICE_RESOURCE.exec(resource) : null;
+        const resourceFleet = !fleetScoped
+          ? undefined
+          : route.resourceFleet
             ? await route.resourceFleet(ctx)
-            : undefined;
+            : device?.[1] && device[2] && deps.deviceFleet
+              ? await deps.deviceFleet(device[1], device[2])
+              : undefined;
         const decision = policy.authorize(principal as Principal, route.action, resource, {
           sourceIp: req.ip,
           mfa: principal.mfa === true,
