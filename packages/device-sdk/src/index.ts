@@ -38,6 +38,8 @@ export {
   type EnrollRequest,
   type RenewRequest,
 } from './enroller.ts';
+export { estEnroller, retryAfterMs, type EstEnroller, type EstEnrollerOptions } from './est.ts';
+export { decodeBase64Strict, parseCertsOnlyPkcs7, Pkcs7Error } from './pkcs7.ts';
 export {
   fileOutbox,
   memoryOutbox,
