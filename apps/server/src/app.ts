@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { capabilityFields } from '@bulwark/protocol';
 import type { Config } from './config/index.ts';
 import { randomIds, systemClock, type Clock, type Db, type Ids, type Logger } from './kernel/index.ts';
 import { openDatabase } from './infra/database/index.ts';
@@ -182,18 +183,31 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const iamStore = createIamStore(db);
     // Custom roles live in iam; the policy engine asks for them by name (late-bound: iam needs policy).
     const late: { iam?: IamService } = {};
-    const devices = createDeviceService({ store: createDeviceStore(db), clock });
+    // Capability fields (`cap.*`) of each device's latest report are group-query and policy input.
+    const capabilityStore = createOtaStore(db);
+    const devices = createDeviceService({
+      store: createDeviceStore(db),
+      clock,
+      capabilities: async (t, deviceIds) => {
+        const out = new Map<string, Readonly<Record<string, string>>>();
+        for (const [id, json] of await capabilityStore.latestCapabilities(t, [...deviceIds]))
+          out.set(id, capabilityFields(JSON.parse(json) as Record<string, unknown>));
+        return out;
+      },
+    });
     const placementOf = (
       tenant: string,
       p: {
         device: { id: string; fleet: string; attributes: Readonly<Record<string, string>> };
         groups: string[];
+        capabilities: Readonly<Record<string, string>>;
       },
     ) => ({
       id: p.device.id,
       fleet: p.device.fleet,
       groups: p.groups,
       attributes: p.device.attributes,
+      capabilities: p.capabilities,
     });
     const policy = createPolicyService({
       store: createPolicyStore(db),
@@ -435,6 +449,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       publish: (m) => mqtt.broker.publish(m),
       isConnected: (t, id) => mqtt.isConnected(t, id),
       deviceExists: async (t, id) => void (await devices.get(t, id)),
+      // A new capability version: dynamic groups re-evaluated, the device's live policy recompiled.
+      capabilitiesStored: (t, id) => devices.capabilitiesChanged(t, id),
     });
     const offCommandDevices = devices.onEvent((e) => {
       if (e.type !== 'deleted') return;

@@ -1,2 +1,3 @@
 export * from './errors.ts';
 export * from './topics.ts';
+export * from './capability-fields.ts';

@@ -63,6 +63,11 @@ export interface CommandsDeps {
   isConnected(tenant: string, deviceId: string): boolean;
   /** Throws ERR_DEVICE_NOT_FOUND. */
   deviceExists(tenant: string, deviceId: string): Promise<void>;
+  /**
+   * A new capability version was stored (wired in app.ts to dynamic groups and live policies); the
+   * device's publish is acknowledged after it settles. Its failure is logged, the report stays stored.
+   */
+  capabilitiesStored?(tenant: string, deviceId: string, version: number): Promise<void>;
 }
 
 interface Waiter {
@@ -294,7 +299,15 @@ export function createCommandsService(deps: CommandsDeps): CommandsService {
       const report = validateCapabilities(parseJson(payload, 'ERR_CAPABILITIES_INVALID'));
       const json = JSON.stringify(report);
       const digest = createHash('sha256').update(json).digest('hex');
-      return store.addCapabilities(tenant, deviceId, json, digest, clock.now());
+      const stored = await store.addCapabilities(tenant, deviceId, json, digest, clock.now());
+      if (stored.changed && deps.capabilitiesStored) {
+        await deps
+          .capabilitiesStored(tenant, deviceId, stored.version)
+          .catch((err: unknown) =>
+            logger.warn({ err: String(err), deviceId }, 'capability change not propagated'),
+          );
+      }
+      return stored;
     },
 
     async getCapabilities(tenant, deviceId) {

@@ -4,11 +4,19 @@ export {
   MAX_FLEET_DEPTH,
   QUARANTINE,
   validateAttributes,
+  type CapabilityLookup,
   type DeviceService,
   type GroupView,
 } from './service.ts';
 export { createDeviceStore } from './store.ts';
-export { compareVersions, matchesQuery, parseQuery, type Query, type QueryTarget } from './query.ts';
+export {
+  compareVersions,
+  matchesQuery,
+  parseQuery,
+  usesCapabilities,
+  type Query,
+  type QueryTarget,
+} from './query.ts';
 export type {
   Device,
   DeviceEvent,

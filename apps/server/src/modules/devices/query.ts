@@ -4,15 +4,18 @@
 //   expr    := and ('or' and)*
 //   and     := not ('and' not)*
 //   not     := 'not' not | '(' expr ')' | 'has' field | field op value | field 'in' '(' value (',' value)* ')'
-//   field   := 'attr.'<name> | 'id' | 'fleet' | 'status'
+//   field   := 'attr.'<name> | 'cap.'<capability field> | 'id' | 'fleet' | 'status'
 //   op      := '=' | '!=' | '<' | '<=' | '>' | '>=' | 'under' | 'contains' | 'startswith'
 //   value   := "text" | 'text' | word            (word: letters, digits, . _ - : /)
 //
 // `<` and friends compare versions: `2.10.0 > 2.9.1`. `under` is fleet-subtree membership, `contains`
 // looks for an item in a comma-separated list (capability tags: "gps,camera").
+// `cap.*` fields come from the device's latest capability report (CAPABILITY_FIELDS of @bulwark/protocol).
+import { CAPABILITY_FIELDS, isCapabilityField } from '@bulwark/protocol';
 import { AppError } from '../../kernel/index.ts';
 
-export type Field = { kind: 'attr'; name: string } | { kind: 'id' | 'fleet' | 'status' };
+export type Field =
+  { kind: 'attr'; name: string } | { kind: 'cap'; name: string } | { kind: 'id' | 'fleet' | 'status' };
 export type Op = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'under' | 'contains' | 'startswith';
 
 export type Query =
@@ -27,6 +30,8 @@ export interface QueryTarget {
   readonly status: string;
   readonly fleet: string;
   readonly attributes: Readonly<Record<string, string>>;
+  /** Flattened latest capability report (`cap.firmware.version` → value); absent: none reported. */
+  readonly capabilities?: Readonly<Record<string, string>>;
 }
 
 const MAX_LENGTH = 2048;
@@ -106,7 +111,14 @@ export function parseQuery(src: string): Query {
     if (t.text === 'id' || t.text === 'fleet' || t.text === 'status') return { kind: t.text };
     if (t.text.startsWith('attr.') && /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(t.text.slice(5)))
       return { kind: 'attr', name: t.text.slice(5) };
-    return fail(`unknown field '${t.text}' (fields: attr.<name>, id, fleet, status)`, t.at);
+    if (t.text.startsWith('cap.')) {
+      if (isCapabilityField(t.text)) return { kind: 'cap', name: t.text };
+      return fail(
+        `unknown capability field '${t.text}' (capability fields: ${CAPABILITY_FIELDS.join(', ')})`,
+        t.at,
+      );
+    }
+    return fail(`unknown field '${t.text}' (fields: attr.<name>, cap.<field>, id, fleet, status)`, t.at);
   };
   const value = (): string => {
     const t = next();
@@ -195,6 +207,10 @@ export function compareVersions(a: string, b: string): number {
 
 function fieldValue(f: Field, d: QueryTarget): string | undefined {
   if (f.kind === 'attr') return Object.hasOwn(d.attributes, f.name) ? d.attributes[f.name] : undefined;
+  if (f.kind === 'cap') {
+    const caps = d.capabilities;
+    return caps && Object.hasOwn(caps, f.name) ? caps[f.name] : undefined;
+  }
   return f.kind === 'id' ? d.id : f.kind === 'fleet' ? d.fleet : d.status;
 }
 
@@ -236,5 +252,18 @@ export function matchesQuery(q: Query, d: QueryTarget): boolean {
           return v.startsWith(q.value);
       }
     }
+  }
+}
+
+/** Whether the query reads capability fields (devices must then be evaluated with their report). */
+export function usesCapabilities(q: Query): boolean {
+  switch (q.t) {
+    case 'or':
+    case 'and':
+      return usesCapabilities(q.a) || usesCapabilities(q.b);
+    case 'not':
+      return usesCapabilities(q.a);
+    default:
+      return q.field.kind === 'cap';
   }
 }

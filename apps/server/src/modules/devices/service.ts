@@ -2,7 +2,13 @@ import { isValidDeviceId } from '@bulwark/protocol';
 import { AppError, decodeCursor, encodeCursor, type Clock } from '../../kernel/index.ts';
 
 import type { Device, DeviceEvent, DeviceGroup, DeviceStore, Fleet, GroupKind } from './model.ts';
-import { matchesQuery, parseQuery, type Query } from './query.ts';
+import { matchesQuery, parseQuery, usesCapabilities, type Query } from './query.ts';
+
+/** Flattened latest capability report per device (`cap.<field>` → value), from the commands module. */
+export type CapabilityLookup = (
+  tenant: string,
+  deviceIds: readonly string[],
+) => Promise<Map<string, Readonly<Record<string, string>>>>;
 
 /** The group every tenant has; a policy attached to it limits its members (see the policy module). */
 export const QUARANTINE = 'quarantine';
@@ -37,12 +43,22 @@ export interface DeviceService {
   move(tenant: string, id: string, fleet: string): Promise<Device>;
   /** Merge patch: a null value removes the attribute. Dynamic groups are re-evaluated. */
   updateAttributes(tenant: string, id: string, patch: Record<string, string | null>): Promise<Device>;
-  /** The device with the groups it is in, for the policy engine. */
-  placement(tenant: string, id: string): Promise<{ device: Device; groups: string[] } | undefined>;
+  /** The device with the groups it is in and its capability fields, for the policy engine. */
+  placement(
+    tenant: string,
+    id: string,
+  ): Promise<
+    { device: Device; groups: string[]; capabilities: Readonly<Record<string, string>> } | undefined
+  >;
+  /**
+   * A new capability version was stored: dynamic groups are re-evaluated and the device's effective
+   * policy recompiled (capability fields are policy conditions).
+   */
+  capabilitiesChanged(tenant: string, id: string): Promise<void>;
   scan(
     tenant: string,
     opts: { limit: number; afterId?: string; fleet?: string; subtree?: boolean; group?: string },
-  ): Promise<{ device: Device; groups: string[] }[]>;
+  ): Promise<{ device: Device; groups: string[]; capabilities: Readonly<Record<string, string>> }[]>;
 
   createFleet(tenant: string, path: string, description?: string): Promise<Fleet>;
   getFleet(tenant: string, path: string): Promise<Fleet & { devices: number; fleets: number }>;
@@ -92,8 +108,14 @@ export function validateAttributes(attrs: Record<string, unknown>): Record<strin
   return out;
 }
 
-export function createDeviceService(deps: { store: DeviceStore; clock: Clock }): DeviceService {
+export function createDeviceService(deps: {
+  store: DeviceStore;
+  clock: Clock;
+  capabilities?: CapabilityLookup;
+}): DeviceService {
   const { store, clock } = deps;
+  const capabilitiesOf = async (tenant: string, ids: readonly string[]) =>
+    deps.capabilities && ids.length > 0 ? deps.capabilities(tenant, ids) : new Map();
   const listeners = new Set<(e: DeviceEvent) => void>();
   const emit = (e: DeviceEvent) => {
     for (const l of listeners) l(e);
@@ -158,10 +180,13 @@ export function createDeviceService(deps: { store: DeviceStore; clock: Clock }):
   const reevaluate = async (device: Device): Promise<boolean> => {
     const groups = await dynamicGroups(device.tenant);
     if (groups.length === 0) return false;
+    const target = groups.some((g) => usesCapabilities(g.query))
+      ? { ...device, capabilities: (await capabilitiesOf(device.tenant, [device.id])).get(device.id) }
+      : device;
     const current = new Set((await store.groupsOf(device.tenant, [device.id])).get(device.id) ?? []);
     let changed = false;
     for (const g of groups) {
-      const should = matchesQuery(g.query, device);
+      const should = matchesQuery(g.query, target);
       if (should && !current.has(g.name))
         changed =
           (await store.addMembers(device.tenant, g.name, [device.id], clock.now())).length > 0 || changed;
@@ -185,10 +210,17 @@ export function createDeviceService(deps: { store: DeviceStore; clock: Clock }):
     const add: string[] = [];
     const keep = new Set<string>();
     if (query) {
+      const withCaps = usesCapabilities(query);
       for (let after: string | undefined; ;) {
         const page = await store.scan(tenant, { limit: 2000, ...(after ? { afterId: after } : {}) });
+        const caps = withCaps
+          ? await capabilitiesOf(
+              tenant,
+              page.map((d) => d.id),
+            )
+          : undefined;
         for (const d of page) {
-          if (!matchesQuery(query, d)) continue;
+          if (!matchesQuery(query, caps ? { ...d, capabilities: caps.get(d.id) } : d)) continue;
           keep.add(d.id);
           if (!before.has(d.id)) add.push(d.id);
         }
@@ -294,7 +326,17 @@ export function createDeviceService(deps: { store: DeviceStore; clock: Clock }):
     async placement(tenant, id) {
       const device = await store.get(tenant, id);
       if (!device) return undefined;
-      return { device, groups: (await store.groupsOf(tenant, [id])).get(id) ?? [] };
+      return {
+        device,
+        groups: (await store.groupsOf(tenant, [id])).get(id) ?? [],
+        capabilities: (await capabilitiesOf(tenant, [id])).get(id) ?? {},
+      };
+    },
+    async capabilitiesChanged(tenant, id) {
+      const device = await store.get(tenant, id);
+      if (!device) return;
+      await reevaluate(device);
+      placementChanged(tenant, 'device.capabilities', [id]);
     },
     async scan(tenant, opts) {
       const devices = await store.scan(tenant, opts);
@@ -302,7 +344,15 @@ export function createDeviceService(deps: { store: DeviceStore; clock: Clock }):
         tenant,
         devices.map((d) => d.id),
       );
-      return devices.map((device) => ({ device, groups: groups.get(device.id) ?? [] }));
+      const caps = await capabilitiesOf(
+        tenant,
+        devices.map((d) => d.id),
+      );
+      return devices.map((device) => ({
+        device,
+        groups: groups.get(device.id) ?? [],
+        capabilities: caps.get(device.id) ?? {},
+      }));
     },
 
     async createFleet(tenant, path, description = '') {

@@ -3,6 +3,7 @@ import { DAYS } from './validate.ts';
 import {
   ACTIONS,
   type AuthorizeContext,
+  type CapOp,
   type Conditions,
   type Decision,
   type EffectiveDocument,
@@ -321,6 +322,17 @@ function conditionsHold(
       }
     }
   }
+  if (r.deviceCap) {
+    if (principal.type !== 'device') {
+      if (!deny) return false;
+    } else {
+      const caps = principal.capabilities ?? {};
+      for (const [k, test] of Object.entries(r.deviceCap)) {
+        const v = Object.hasOwn(caps, k) ? caps[k] : undefined;
+        if (v === undefined || !capHolds(v, test)) return false;
+      }
+    }
+  }
   if (!skip.context) {
     if (c.sourceIp || c.notSourceIp) {
       const ip = ctx.sourceIp === undefined ? undefined : parseIp(ctx.sourceIp);
@@ -355,6 +367,47 @@ function conditionsHold(
       const day = from < to || m >= from ? d.getUTCDay() : (d.getUTCDay() + 6) % 7;
       if (!r.timeWindow.days.includes(DAYS[day] as string)) return false;
     }
+  }
+  return true;
+}
+
+/** Version-aware comparison (numeric runs as numbers), as in dynamic group queries. */
+function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.\-+_]/);
+  const pb = b.split(/[.\-+_]/);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === undefined) return -1;
+    if (y === undefined) return 1;
+    const nx = /^\d+$/.test(x) ? Number(x) : NaN;
+    const ny = /^\d+$/.test(y) ? Number(y) : NaN;
+    if (!Number.isNaN(nx) && !Number.isNaN(ny)) {
+      if (nx !== ny) return nx < ny ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function capHolds(v: string, test: readonly string[] | Readonly<Partial<Record<CapOp, string>>>): boolean {
+  const items = () => v.split(',').map((s) => s.trim());
+  if (Array.isArray(test)) return test.includes(v) || test.some((t) => items().includes(t));
+  for (const [op, want] of Object.entries(test) as [CapOp, string][]) {
+    const ok =
+      op === '='
+        ? v === want
+        : op === '!='
+          ? v !== want
+          : op === 'contains'
+            ? items().includes(want)
+            : op === '<'
+              ? compareVersions(v, want) < 0
+              : op === '<='
+                ? compareVersions(v, want) <= 0
+                : op === '>'
+                  ? compareVersions(v, want) > 0
+                  : compareVersions(v, want) >= 0;
+    if (!ok) return false;
   }
   return true;
 }

@@ -26,7 +26,16 @@ export interface Conditions {
   readonly deviceAttr?: Readonly<Record<string, readonly string[]>>;
   /** Client certificate attribute (serial, fingerprint256) has one of the listed values. */
   readonly certAttr?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Field of the device's latest capability report (`cap.listeningPorts`, see CAPABILITY_FIELDS of
+   * @bulwark/protocol): one of the listed values, or every comparison of `{">": "0"}` holds.
+   */
+  readonly deviceCap?: Readonly<Record<string, readonly string[] | Readonly<Partial<Record<CapOp, string>>>>>;
 }
+
+/** Comparisons of a `deviceCap` condition; `<` and friends compare versions (`2.10 > 2.9`, `3 > 0`). */
+export type CapOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'contains';
+export const CAP_OPS: readonly CapOp[] = ['=', '!=', '<', '<=', '>', '>=', 'contains'];
 
 export interface Statement {
   readonly sid?: string;
@@ -73,6 +82,8 @@ export type Principal =
       readonly id: string;
       readonly tenant: string;
       readonly attributes?: Readonly<Record<string, string>>;
+      /** Flattened latest capability report (`cap.<field>` → value). */
+      readonly capabilities?: Readonly<Record<string, string>>;
       /** Fleet path, '' when the device is in no fleet. */
       readonly fleet?: string;
       /** Groups (static and dynamic) the device is in. */

@@ -36,6 +36,8 @@ export interface DevicePlacement {
   readonly fleet: string;
   readonly groups: readonly string[];
   readonly attributes: Readonly<Record<string, string>>;
+  /** Flattened latest capability report (`cap.<field>` → value). */
+  readonly capabilities?: Readonly<Record<string, string>>;
 }
 
 /** Lookups the policy service needs from the devices and IAM modules, wired in app.ts. */
@@ -474,7 +476,15 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
     if (who.type === 'device') {
       const d = await deps.directory?.device(tenant, who.id);
       if (!d) throw new AppError('ERR_DEVICE_NOT_FOUND', `Device ${who.id} not found`);
-      return { type: 'device', id: d.id, tenant, fleet: d.fleet, groups: d.groups, attributes: d.attributes };
+      return {
+        type: 'device',
+        id: d.id,
+        tenant,
+        fleet: d.fleet,
+        groups: d.groups,
+        attributes: d.attributes,
+        ...(d.capabilities ? { capabilities: d.capabilities } : {}),
+      };
     }
     const a = await deps.directory?.account(tenant, who.id);
     if (!a || a.kind !== who.type)
@@ -733,6 +743,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
               fleet: d.fleet,
               groups: d.groups,
               attributes: d.attributes,
+              ...(d.capabilities ? { capabilities: d.capabilities } : {}),
             };
             const before = documentsFor(principal);
             const others = before.filter((e) => e.document.id !== current.id);

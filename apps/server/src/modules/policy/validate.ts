@@ -1,9 +1,9 @@
 // Validation of policy documents on write: every problem is listed at once, each with the path of the
 // offending field and the specific error code (unknown action, bad variable, malformed topic filter...).
-import type { ErrorCode } from '@bulwark/protocol';
+import { CAPABILITY_FIELDS, isCapabilityField, type ErrorCode } from '@bulwark/protocol';
 import { AppError } from '../../kernel/index.ts';
 import { parseCidr } from './ip.ts';
-import { ACTIONS, type Conditions, type PolicyDocument, type Statement } from './model.ts';
+import { ACTIONS, CAP_OPS, type Conditions, type PolicyDocument, type Statement } from './model.ts';
 
 export const POLICY_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -12,6 +12,7 @@ const KIND = /^[a-z][a-z-]{0,31}$/;
 const HHMM = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 export const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 const CERT_ATTRS = ['serial', 'fingerprint256'];
+const CONDITIONS = ['sourceIp', 'notSourceIp', 'timeWindow', 'mfa', 'deviceAttr', 'certAttr', 'deviceCap'];
 const MAX_STATEMENTS = 100;
 const MAX_LIST = 100;
 
@@ -228,10 +229,49 @@ function checkConditions(v: unknown, path: string, problems: Problem[]): Conditi
         out[key] = value;
         break;
       }
+      case 'deviceCap': {
+        if (!isRecord(value) || Object.keys(value).length === 0) {
+          bad(key, 'must be an object of cap.<field> -> list of values or {"<op>": value}');
+          break;
+        }
+        const fields: Record<string, unknown> = {};
+        for (const [name, test] of Object.entries(value)) {
+          if (!isCapabilityField(name)) {
+            const near = closest(name, CAPABILITY_FIELDS);
+            bad(
+              `${key}.${name}`,
+              `unknown capability field${near ? ` (did you mean ${near}?)` : ''} (known: ${CAPABILITY_FIELDS.join(', ')})`,
+            );
+            continue;
+          }
+          if (Array.isArray(test)) {
+            fields[name] = stringList(test, `${path}.${key}.${name}`, problems);
+            continue;
+          }
+          if (!isRecord(test) || Object.keys(test).length === 0) {
+            bad(`${key}.${name}`, `must be a list of values or {"<op>": value} (op: ${CAP_OPS.join(' ')})`);
+            continue;
+          }
+          const ops: Record<string, string> = {};
+          for (const [op, operand] of Object.entries(test)) {
+            if (!(CAP_OPS as readonly string[]).includes(op))
+              bad(`${key}.${name}.${op}`, `unknown operator (known: ${CAP_OPS.join(' ')})`);
+            else if (
+              (typeof operand !== 'string' || operand === '' || operand.length > 256) &&
+              !(typeof operand === 'number' && Number.isFinite(operand))
+            )
+              bad(`${key}.${name}.${op}`, 'must be a non-empty string or a number');
+            else ops[op] = String(operand);
+          }
+          fields[name] = ops;
+        }
+        out[key] = fields;
+        break;
+      }
       default:
         bad(
           key,
-          `unknown condition${closest(key, ['sourceIp', 'notSourceIp', 'timeWindow', 'mfa', 'deviceAttr', 'certAttr']) ? ` (did you mean ${closest(key, ['sourceIp', 'notSourceIp', 'timeWindow', 'mfa', 'deviceAttr', 'certAttr'])}?)` : ''}`,
+          `unknown condition${closest(key, CONDITIONS) ? ` (did you mean ${closest(key, CONDITIONS)}?)` : ''}`,
         );
     }
   }

@@ -206,6 +206,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
           id: deviceId,
           tenant: tenantId,
           attributes: device.attributes,
+          capabilities: placed.capabilities,
           fleet: device.fleet,
           groups: placed.groups,
         };
@@ -443,6 +444,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
         id: s.deviceId,
         tenant: s.tenant,
         attributes: placed.device.attributes,
+        capabilities: placed.capabilities,
         fleet: placed.device.fleet,
         groups: placed.groups,
       };
