@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bulwarkVersion, mosquittoPath, mosquittoVersion, startBroker } from './lib/brokers.ts';
+import { brokerAtRef, bulwarkVersion, mosquittoPath, mosquittoVersion, startBroker } from './lib/brokers.ts';
 import { makeCerts } from './lib/certs.ts';
 import { summariseProfile } from './lib/cpuprofile.ts';
 import type { ProfileSummary } from './lib/cpuprofile.ts';
@@ -45,6 +45,8 @@ Options:
   --only a,b           run only these suites (see --list)
   --brokers a,b        bulwark and/or mosquitto (default: both; Mosquitto is skipped if not installed)
   --profile            run the Bulwark broker with --cpu-prof and print its hot spots
+  --broker-ref REF     measure packages/broker as it was at git commit REF (before/after a change;
+                       the platform suite still uses the working tree)
   --rt                 run brokers and load processes with SCHED_RR (chrt): on a machine where other
                        work keeps the cores busy, the only way to measure the broker rather than the
                        scheduler (needs root or CAP_SYS_NICE; that other work gets ~5 % of a busy core)
@@ -116,6 +118,7 @@ async function main(): Promise<number> {
       brokers: { type: 'string' },
       profile: { type: 'boolean', default: false },
       nice: { type: 'string', default: '0' },
+      'broker-ref': { type: 'string' },
       rt: { type: 'boolean', default: false },
       out: { type: 'string' },
       list: { type: 'boolean', default: false },
@@ -200,6 +203,15 @@ async function main(): Promise<number> {
     console.error(`bench: ${cores} cores; the broker gets core 0 and the load core 1, the rest stay unused`);
   }
 
+  let brokerModule: { module: string; sha: string } | undefined;
+  if (values['broker-ref']) {
+    try {
+      brokerModule = brokerAtRef(values['broker-ref']);
+    } catch (err) {
+      console.error(`bench: ${(err as Error).message}`);
+      return 2;
+    }
+  }
   const release = await benchLock(join(tmpdir(), 'bulwark-bench.lock'), 15 * 60_000, (m) =>
     console.error(`bench: ${m}`),
   );
@@ -276,6 +288,8 @@ async function main(): Promise<number> {
             dir: join(tmp, 'brokers'),
             cpu: brokerCpu,
             profileDir: kind === 'bulwark' ? profileDir : undefined,
+            brokerModule: brokerModule?.module,
+            brokerLabel: brokerModule ? `at ${brokerModule.sha}` : undefined,
           });
           running.push(b);
           return b;
@@ -347,6 +361,7 @@ async function main(): Promise<number> {
         brokers,
         profile: values.profile,
         scheduling: schedulingLabel(),
+        brokerRef: brokerModule?.sha ?? null,
       },
       machine: { ...machine(), loadAverageAtEnd: loadavg(), pinned, coresBusyBeforeRun: busyBefore },
       figures,

@@ -51,6 +51,10 @@ export interface StartOptions {
   cpu: number | undefined;
   /** Directory for a --cpu-prof profile of the Bulwark broker; undefined = no profiling. */
   profileDir?: string | undefined;
+  /** Entry file of another copy of @bulwark/broker to measure instead of the working tree's. */
+  brokerModule?: string | undefined;
+  /** e.g. "at 868f58b", added to the label. */
+  brokerLabel?: string | undefined;
 }
 
 export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise<RunningBroker> {
@@ -99,6 +103,7 @@ async function startBulwark(opts: StartOptions): Promise<RunningBroker> {
     String(BROKER_SETTINGS.maxInflight),
     '--max-queued',
     String(BROKER_SETTINGS.maxQueued),
+    ...(opts.brokerModule ? ['--broker-module', opts.brokerModule] : []),
   ];
   if (opts.profileDir) {
     mkdirSync(opts.profileDir, { recursive: true });
@@ -113,7 +118,9 @@ async function startBulwark(opts: StartOptions): Promise<RunningBroker> {
   const port = Number(m[1]);
   return {
     kind: 'bulwark',
-    label: `Bulwark @bulwark/broker ${bulwarkVersion()} (Node ${process.versions.node}, OpenSSL ${process.versions.openssl})`,
+    label:
+      `Bulwark @bulwark/broker ${bulwarkVersion()}${opts.brokerLabel ? ` ${opts.brokerLabel}` : ''} ` +
+      `(Node ${process.versions.node}, OpenSSL ${process.versions.openssl})`,
     pid: child.pid,
     target: target(certs, port),
     rssKB: () => memory(child.pid).rssKB,
@@ -187,4 +194,27 @@ async function startMosquitto(opts: StartOptions): Promise<RunningBroker> {
     await child.stop(1000);
     if (attempt >= 2) throw new Error(`mosquitto did not start on port ${port}\n${child.tail()}`);
   }
+}
+
+/**
+ * Extracts packages/broker as it was at a git commit into bench/.cache/ (inside the repository, so that
+ * its `mqtt-packet` import resolves to our node_modules) and returns its entry file.
+ */
+export function brokerAtRef(ref: string): { module: string; sha: string } {
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const rev = spawnSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: repo, encoding: 'utf8' });
+  if (rev.status !== 0) throw new Error(`--broker-ref: ${ref} is not a commit (${rev.stderr.trim()})`);
+  const sha = rev.stdout.trim();
+  const dir = fileURLToPath(new URL(`../.cache/broker-${sha}/`, import.meta.url));
+  const entry = join(dir, 'packages', 'broker', 'src', 'index.ts');
+  if (!existsSync(entry)) {
+    mkdirSync(dir, { recursive: true });
+    const r = spawnSync('sh', ['-c', `git archive ${sha} packages/broker | tar -x -C "${dir}"`], {
+      cwd: repo,
+      encoding: 'utf8',
+    });
+    if (r.status !== 0 || !existsSync(entry))
+      throw new Error(`--broker-ref: could not extract ${sha}: ${r.stderr}`);
+  }
+  return { module: entry, sha };
 }

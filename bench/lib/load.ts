@@ -280,7 +280,10 @@ export interface SweepResult {
   maxHeld: number;
   /** Why the next step failed, with who was the bottleneck. */
   limit: string;
-  /** True when the load core, not the broker, ran out at the first failed step: maxHeld is a lower bound. */
+  /**
+   * maxHeld is only a lower bound: the load core saturated at the failed step, or every step of the
+   * ladder was held.
+   */
   loadBound: boolean;
   latencyAtRate: StepResult | undefined;
   /** Steps re-run because other work took one of our cores. */
@@ -404,7 +407,7 @@ export async function sweep(
   const out: Record<string, SweepResult> = {};
   for (const st of states) {
     const f = st.failed;
-    let limit = 'every step held';
+    let limit = 'every step held: the ladder ends there';
     if (f !== undefined) {
       const broker = f.brokerCpu >= SATURATED;
       const load = f.loadCpu >= SATURATED;
@@ -421,7 +424,7 @@ export async function sweep(
     out[st.c.key] = {
       maxHeld: st.maxHeld,
       limit,
-      loadBound: f !== undefined && f.loadCpu >= SATURATED,
+      loadBound: f === undefined || f.loadCpu >= SATURATED,
       latencyAtRate: st.latency,
       rerunsForNoise: st.reruns,
       steps: st.steps,

@@ -16,8 +16,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { createBroker } from '@bulwark/broker';
+import { pathToFileURL } from 'node:url';
 import type { AuthzResult, TransportInfo } from '@bulwark/broker';
+import type * as BrokerPackage from '@bulwark/broker';
 
 const { values } = parseArgs({
   options: {
@@ -28,8 +29,14 @@ const { values } = parseArgs({
     key: { type: 'string' },
     'max-inflight': { type: 'string', default: '1000' },
     'max-queued': { type: 'string', default: '10000' },
+    // Another copy of the broker package (e.g. an older commit, see run.ts --broker-ref) to measure.
+    'broker-module': { type: 'string' },
   },
 });
+const brokerModule = values['broker-module'];
+const { createBroker } = (await import(
+  brokerModule ? pathToFileURL(brokerModule).href : '@bulwark/broker'
+)) as typeof BrokerPackage;
 if (!values.ca || !values.cert || !values.key) {
   console.error('usage: bulwark-broker.ts --ca FILE --cert FILE --key FILE [--port N] [--host ADDR]');
   process.exit(2);
