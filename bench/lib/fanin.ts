@@ -95,10 +95,10 @@ export interface FaninResult {
 
 /** Offered rates stepped through; one more step halfway narrows the answer after the first failure. */
 export function rates(qos: 0 | 1, quick: boolean): number[] {
-  if (quick) return qos === 0 ? [10_000, 30_000, 60_000, 90_000, 120_000] : [10_000, 20_000, 40_000, 60_000];
+  if (quick) return qos === 0 ? [10_000, 40_000, 80_000, 120_000, 160_000] : [10_000, 20_000, 40_000, 60_000];
   // The first step also warms the brokers up (JIT) before the 10 000 msg/s latency step.
   return qos === 0
-    ? [5000, 10_000, 25_000, 50_000, 75_000, 100_000, 125_000, 150_000]
+    ? [5000, 10_000, 25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 175_000, 200_000]
     : [5000, 10_000, 20_000, 30_000, 40_000, 50_000, 65_000];
 }
 

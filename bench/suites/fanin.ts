@@ -6,7 +6,7 @@ import type { Suite, SuiteContext } from '../lib/types.ts';
 
 function boundNote(r: FaninResult | undefined, kind: string): string | undefined {
   if (!r?.sweep.loadBound) return undefined;
-  return r.sweep.steps.every((s) => s.held)
+  return r.sweep.limit.startsWith('every step held')
     ? `${kind} held every step of the ladder: its figure is a lower bound`
     : `${kind} ran into the load core (generator) first: its figure is a lower bound`;
 }
