@@ -221,6 +221,8 @@ async function main(): Promise<number> {
   }
   process.on('exit', release);
   const started = new Date();
+  // Before anything runs: the commit and the broker's state are those of the code measured.
+  const machineAtStart = machine();
   const runId = timestamp();
   const tmp = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
   const artefactsDir = join(RESULTS_DIR, runId);
@@ -363,7 +365,7 @@ async function main(): Promise<number> {
         scheduling: schedulingLabel(),
         brokerRef: brokerModule?.sha ?? null,
       },
-      machine: { ...machine(), loadAverageAtEnd: loadavg(), pinned, coresBusyBeforeRun: busyBefore },
+      machine: { ...machineAtStart, loadAverageAtEnd: loadavg(), pinned, coresBusyBeforeRun: busyBefore },
       figures,
       suites: results,
       ...(values.profile ? { profiles } : {}),
