@@ -41,7 +41,7 @@ Measures the Bulwark MQTT broker side by side with Mosquitto (same machine, same
 generator): broker pinned to CPU 0, load processes to CPU 1. Writes bench/results/<timestamp>.json.
 
 Options:
-  --quick              short steps and small counts (a smoke run, about a minute and a half)
+  --quick              short steps and small counts (a smoke run, about three minutes)
   --only a,b           run only these suites (see --list)
   --brokers a,b        bulwark and/or mosquitto (default: both; Mosquitto is skipped if not installed)
   --profile            run the Bulwark broker with --cpu-prof and print its hot spots
