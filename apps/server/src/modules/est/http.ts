@@ -1,7 +1,7 @@
 // REST routes for operators: enrollment codes, approval of pending enrollments, per-fleet certificate
 // lifetime and renewal grace. The device-facing EST endpoints are in transport/http/est.ts.
 import type { HttpRoute, RouteContext } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { EnrollmentCode, EstRequest, EstRequestStatus, FleetSettings } from './model.ts';
 import type { EstService } from './service.ts';
@@ -100,23 +100,13 @@ const fleetString = { type: 'string', maxLength: 512 };
 
 export function estRoutes(deps: EstRouteDeps): HttpRoute[] {
   const { est, audit } = deps;
-  const actor = (ctx: RouteContext) => ({ type: ctx.principal.type, id: ctx.principal.id });
   const by = (ctx: RouteContext) => `${ctx.principal.type}:${ctx.principal.id}`;
   const record = (
     ctx: RouteContext,
     action: string,
     target: { type: string; id: string },
     details?: Record<string, unknown>,
-  ) =>
-    audit.record({
-      tenant: ctx.principal.tenant,
-      actor: actor(ctx),
-      action,
-      target,
-      outcome: 'success',
-      source: ctx.sourceIp,
-      ...(details ? { details } : {}),
-    });
+  ) => recordRouteAction(audit, ctx, action, target, details);
 
   return [
     {

@@ -1,7 +1,7 @@
 // REST routes of the PKI: certificate inventory, the platform's CAs (import, revoke) and the
 // organisation's external CAs (registration with proof of possession, disable, remove).
 import type { HttpRoute, RouteContext } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { CertificateRecord, ExternalCaRecord, RevocationReason } from './model.ts';
 import { revocationReasons } from './model.ts';
@@ -132,22 +132,12 @@ const extIdParam = {
 
 export function pkiRoutes(deps: PkiRouteDeps): HttpRoute[] {
   const { pki, audit } = deps;
-  const actor = (ctx: RouteContext) => ({ type: ctx.principal.type, id: ctx.principal.id });
   const record = (
     ctx: RouteContext,
     action: string,
     target: { type: string; id: string },
     details?: Record<string, unknown>,
-  ) =>
-    audit.record({
-      tenant: ctx.principal.tenant,
-      actor: actor(ctx),
-      action,
-      target,
-      outcome: 'success',
-      source: ctx.sourceIp,
-      ...(details ? { details } : {}),
-    });
+  ) => recordRouteAction(audit, ctx, action, target, details);
   const caResource = (ctx: RouteContext) => resourceName(ctx.principal.tenant, 'ca', ctx.params.id ?? '*');
 
   const revokeIssued = async (ctx: RouteContext, id: string, revoke: boolean | undefined) =>

@@ -62,6 +62,26 @@ export const quarantinePolicy: PolicyDocument = {
   ],
 };
 
+/** Everything an auditor reads; the security officer reads the same and may change a few things. */
+const AUDIT_READ_ACTIONS = [
+  'devices:read',
+  'certs:read',
+  'telemetry:read',
+  'audit:read',
+  'metrics:read',
+  'policies:read',
+  'fleets:read',
+  'groups:read',
+  'accounts:read',
+  'roles:read',
+  'tokens:read',
+  'sessions:read',
+  'idp:read',
+  'webhooks:read',
+  'releases:read',
+  'campaigns:read',
+];
+
 /** Built-in roles for people and programs, always confined to their own tenant. */
 export const rolePolicies: Record<string, PolicyDocument> = {
   owner: {
@@ -114,24 +134,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'read',
         effect: 'allow',
-        actions: [
-          'devices:read',
-          'certs:read',
-          'telemetry:read',
-          'audit:read',
-          'metrics:read',
-          'policies:read',
-          'fleets:read',
-          'groups:read',
-          'accounts:read',
-          'roles:read',
-          'tokens:read',
-          'sessions:read',
-          'idp:read',
-          'webhooks:read',
-          'releases:read',
-          'campaigns:read',
-        ],
+        actions: AUDIT_READ_ACTIONS,
         resources: ['bulwark:${principal.tenant}:*'],
       },
     ],
@@ -144,24 +147,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'read',
         effect: 'allow',
-        actions: [
-          'devices:read',
-          'certs:read',
-          'telemetry:read',
-          'audit:read',
-          'metrics:read',
-          'policies:read',
-          'fleets:read',
-          'groups:read',
-          'accounts:read',
-          'roles:read',
-          'tokens:read',
-          'sessions:read',
-          'idp:read',
-          'webhooks:read',
-          'releases:read',
-          'campaigns:read',
-        ],
+        actions: AUDIT_READ_ACTIONS,
         resources: ['bulwark:${principal.tenant}:*'],
       },
       {
