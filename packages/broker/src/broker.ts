@@ -31,6 +31,7 @@ import type {
   RoutedMessage,
   SessionStore,
   StoredSession,
+  SubscriptionInfo,
   TransportInfo,
 } from './types.ts';
 
@@ -332,6 +333,20 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   *clients(): IterableIterator<ClientHandle<P>> {
     for (const c of this.#connections.values())
       if (c.state === 'open' && c.handle !== undefined) yield c.handle;
+  }
+
+  subscriptionsOf(clientId: string): SubscriptionInfo[] {
+    return this.#sessions.get(clientId)?.storedSubscriptions() ?? [];
+  }
+
+  removeSubscriptions(clientId: string, filters: readonly string[]): string[] {
+    const session = this.#sessions.get(clientId);
+    if (session === undefined) return [];
+    const removed: string[] = [];
+    for (const raw of filters) if (this.unsubscribe(session, raw)) removed.push(raw);
+    // Saved like an UNSUBSCRIBE, so the filters do not come back with the session.
+    if (removed.length > 0 && session.expiryInterval > 0 && !session.ended) session.resave();
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,7 @@ export type {
   StoredMessage,
   StoredSession,
   StoredSubscription,
+  SubscriptionInfo,
   TransportInfo,
 } from './types.ts';
 export { defaultLimits, resolveLimits, SESSION_NEVER_EXPIRES } from './limits.ts';

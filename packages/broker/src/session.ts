@@ -1,7 +1,15 @@
 import type { QoS } from 'mqtt-packet';
 import { Message } from './message.ts';
 import type { TreeEntry } from './subscription-tree.ts';
-import type { Clock, ClientHandle, Logger, SessionStore, StoredMessage, StoredSession } from './types.ts';
+import type {
+  Clock,
+  ClientHandle,
+  Logger,
+  SessionStore,
+  StoredMessage,
+  StoredSession,
+  StoredSubscription,
+} from './types.ts';
 
 /** What a session needs from its live connection. */
 export interface SessionConnection {
@@ -91,6 +99,8 @@ export class Session {
   #acks: number[] | undefined = undefined;
   #storeChain: Promise<unknown> = Promise.resolve();
   ended = false;
+  /** Epoch ms of the disconnect the session was last saved with, undefined while connected. */
+  #disconnectedAt: number | undefined = undefined;
 
   // Fan-out scratch fields, owned by the router (see Broker#route).
   matchGen = 0;
@@ -415,8 +425,14 @@ export class Session {
   }
 
   save(disconnectedAt: number | undefined): void {
+    this.#disconnectedAt = disconnectedAt;
     const snapshot = this.snapshot(disconnectedAt);
     void this.#chain(() => this.#ctx.store.save(snapshot));
+  }
+
+  /** Saves the current state again (after a change of subscriptions), keeping the disconnect time. */
+  resave(): void {
+    this.save(this.#disconnectedAt);
   }
 
   remove(): void {
@@ -431,17 +447,7 @@ export class Session {
       inflight: [],
       awaitingRelease: [...this.awaitingRelease],
     };
-    for (const sub of this.subscriptions.values()) {
-      const stored: StoredSession['subscriptions'][number] = {
-        filter: sub.raw,
-        qos: sub.qos,
-        noLocal: sub.noLocal,
-        retainAsPublished: sub.retainAsPublished,
-        retainHandling: sub.retainHandling,
-      };
-      if (sub.subscriptionId !== 0) stored.subscriptionIdentifier = sub.subscriptionId;
-      s.subscriptions.push(stored);
-    }
+    s.subscriptions = this.storedSubscriptions();
     for (const o of this.inflight.values()) {
       s.inflight.push({
         ...o.msg.toStored(o.qos, o.retain, o.ids, o.seq),
@@ -451,6 +457,23 @@ export class Session {
     }
     if (disconnectedAt !== undefined) s.disconnectedAt = disconnectedAt;
     return s;
+  }
+
+  /** The subscriptions as the SessionStore keeps them. */
+  storedSubscriptions(): StoredSubscription[] {
+    const out: StoredSubscription[] = [];
+    for (const sub of this.subscriptions.values()) {
+      const stored: StoredSubscription = {
+        filter: sub.raw,
+        qos: sub.qos,
+        noLocal: sub.noLocal,
+        retainAsPublished: sub.retainAsPublished,
+        retainHandling: sub.retainHandling,
+      };
+      if (sub.subscriptionId !== 0) stored.subscriptionIdentifier = sub.subscriptionId;
+      out.push(stored);
+    }
+    return out;
   }
 
   /** Restores in-flight state from the store. Subscriptions are restored by the broker. */
@@ -468,5 +491,6 @@ export class Session {
     }
     for (const id of stored.awaitingRelease) this.awaitingRelease.add(id);
     if (stored.lastSeq !== undefined && stored.lastSeq > this.#lastSeq) this.#lastSeq = stored.lastSeq;
+    this.#disconnectedAt = stored.disconnectedAt;
   }
 }

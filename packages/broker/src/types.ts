@@ -141,6 +141,9 @@ export interface StoredSubscription {
   subscriptionIdentifier?: number;
 }
 
+/** A client's subscription as `Broker.subscriptionsOf` reports it. */
+export type SubscriptionInfo = StoredSubscription;
+
 /** Publish properties kept with a message (MQTT 5); topic alias and subscription ids are per delivery. */
 export interface MessageProperties {
   payloadFormatIndicator?: boolean;
@@ -356,6 +359,20 @@ export interface Broker<P> {
    */
   publish(msg: PublishOptions): Promise<void>;
   getClient(id: string): ClientHandle<P> | undefined;
+  /**
+   * The subscriptions of the session this node holds for `clientId` (connected or not), `[]` when it
+   * holds none. Shared subscriptions carry their full `$share/{group}/{filter}`.
+   */
+  subscriptionsOf(clientId: string): SubscriptionInfo[];
+  /**
+   * Removes subscriptions of the session this node holds for `clientId`, as if the client had
+   * unsubscribed (no packet is sent: MQTT has none for this), e.g. those a tightened policy no longer
+   * allows. `filters` are matched exactly as subscribed (`$share/{group}/{filter}` for shared ones).
+   * A session that outlives its connection is saved to the SessionStore without them, so they do not
+   * come back when the client reconnects or the node restarts. Messages already queued or in flight
+   * for the client stay. Returns the filters actually removed.
+   */
+  removeSubscriptions(clientId: string, filters: readonly string[]): string[];
   clients(): IterableIterator<ClientHandle<P>>;
   readonly metrics: BrokerMetrics;
   /** v5 clients get DISCONNECT 0x8B; all sockets closed. */

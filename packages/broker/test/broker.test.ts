@@ -809,3 +809,100 @@ test('v5 QoS 0 publish refused by authorizePublish is dropped silently, whatever
   assert.equal(c.closed, false);
   assert.deepEqual(refused, [0x90]);
 });
+
+test('removeSubscriptions: the session stops receiving on the removed filters, also after a reconnect and on another node', async () => {
+  const store = new MemorySessionStore();
+  const b = await startBroker({ sessions: store });
+  const sub = await client(b.port, {
+    clientId: 'narrowed',
+    protocolVersion: 5,
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+  });
+  await sub.subscribeAsync({ 'a/#': { qos: 1 }, 'b/+': { qos: 0 }, '$share/g/c/#': { qos: 1 } });
+  assert.deepEqual(
+    b.broker
+      .subscriptionsOf('narrowed')
+      .map((s) => [s.filter, s.qos])
+      .sort(),
+    [
+      ['$share/g/c/#', 1],
+      ['a/#', 1],
+      ['b/+', 0],
+    ],
+  );
+  assert.equal(b.broker.metrics.subscriptions, 3);
+  assert.deepEqual(b.broker.subscriptionsOf('nobody'), []);
+  assert.deepEqual(b.broker.removeSubscriptions('nobody', ['a/#']), []);
+
+  // Only the filters the session had are reported; a shared one is named with its $share prefix.
+  assert.deepEqual(b.broker.removeSubscriptions('narrowed', ['a/#', 'c/#', '$share/g/c/#', 'x/y']), [
+    'a/#',
+    '$share/g/c/#',
+  ]);
+  assert.deepEqual(
+    b.broker.subscriptionsOf('narrowed').map((s) => s.filter),
+    ['b/+'],
+  );
+  assert.equal(b.broker.metrics.subscriptions, 1);
+  const rx = collect(sub);
+  for (const topic of ['a/1', 'c/1', 'b/1']) await b.broker.publish({ topic, payload: topic, qos: 1 });
+  await rx.count(1);
+  await sleep(50);
+  assert.deepEqual(
+    rx.messages.map((m) => m.topic),
+    ['b/1'],
+  );
+
+  // Offline: the stored session loses the filter and keeps its disconnect time (expiry still counts).
+  await end(sub);
+  await waitFor(() => b.broker.getClient('narrowed') === undefined);
+  await sleep(20);
+  const before = await store.load('narrowed');
+  assert.ok(before?.disconnectedAt !== undefined);
+  assert.deepEqual(b.broker.removeSubscriptions('narrowed', ['b/+']), ['b/+']);
+  await sleep(20);
+  const after = await store.load('narrowed');
+  assert.deepEqual(after?.subscriptions, []);
+  assert.equal(after?.disconnectedAt, before.disconnectedAt);
+  await b.close();
+
+  // The session moves to another node sharing the store: the removed filters do not come back.
+  const b2 = await startBroker({ sessions: store });
+  const again = await client(b2.port, {
+    clientId: 'narrowed',
+    protocolVersion: 5,
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+  });
+  assert.deepEqual(b2.broker.subscriptionsOf('narrowed'), []);
+  const rx2 = collect(again);
+  for (const topic of ['a/2', 'b/2', 'c/2']) await b2.broker.publish({ topic, payload: topic, qos: 1 });
+  await sleep(100);
+  assert.deepEqual(rx2.messages, []);
+});
+
+test('removeSubscriptions on a connected persistent session: a reconnect to the same node gets the session without them', async () => {
+  const store = new MemorySessionStore();
+  const b = await startBroker({ sessions: store });
+  const c = await client(b.port, { clientId: 'kept', clean: false });
+  await c.subscribeAsync({ 'p/#': { qos: 1 }, 'q/#': { qos: 1 } });
+  assert.deepEqual(b.broker.removeSubscriptions('kept', ['p/#']), ['p/#']);
+  await sleep(20);
+  assert.deepEqual(
+    (await store.load('kept'))?.subscriptions.map((s) => s.filter),
+    ['q/#'],
+  );
+  await end(c);
+  await waitFor(() => b.broker.getClient('kept') === undefined);
+  const back = await client(b.port, { clientId: 'kept', clean: false });
+  const rx = collect(back);
+  await b.broker.publish({ topic: 'p/1', payload: 'p', qos: 1 });
+  await b.broker.publish({ topic: 'q/1', payload: 'q', qos: 1 });
+  await rx.count(1);
+  await sleep(50);
+  assert.deepEqual(
+    rx.messages.map((m) => m.topic),
+    ['q/1'],
+  );
+});
