@@ -3,8 +3,8 @@
 //  - effective-policy compile time per device with 1 000 000 registered devices (100 000 with --quick),
 //    10 000 fleets 5 levels deep, policies attached at every level, static and dynamic groups, on a
 //    SQLite file: with and without the placement lookup (device row + group memberships);
-//  - propagation of a policy change to 10 000 live sessions (simulated sessions, the transport's logic:
-//    find the affected ones, recompile, re-check their subscriptions).
+//  - propagation of a policy change to 10 000 live sessions (the MQTT transport's live-policy code over
+//    sessions without sockets: mark the affected ones, then recompile and re-check their subscriptions).
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { openDatabase } from '../../apps/server/src/infra/database/index.ts';
@@ -19,10 +19,9 @@ import {
   createPolicyService,
   createPolicyStore,
   resourceName,
-  type CompiledPolicy,
-  type PolicyChange,
   type Principal,
 } from '../../apps/server/src/modules/policy/index.ts';
+import { createLivePolicies, type LiveSession } from '../../apps/server/src/transport/mqtt/live-policy.ts';
 import type { Suite, SuiteContext } from '../lib/types.ts';
 
 const TENANT = 'bench';
@@ -298,46 +297,69 @@ const suite: Suite = {
       });
 
       // ---- propagation to 10 000 live sessions ------------------------------------------------------
+      // The MQTT transport's own code (transport/mqtt/live-policy.ts) over 10 000 sessions without
+      // sockets: a change marks the sessions it concerns (from then on their next message is decided by
+      // the new policy) and a sweep recompiles them in slices and re-checks their subscriptions.
       ctx.log('policy: propagating changes to 10 000 simulated sessions');
-      interface Session {
-        subject: Principal;
-        policy: CompiledPolicy;
+      interface Session extends LiveSession {
         granted: Set<string>;
       }
-      const sessions = principals.map((subject): Session => ({
-        subject,
-        policy: policy.compileFor(subject, { context: { sourceIp: '10.0.0.1' } }),
-        granted: new Set([
-          `devices/${subject.id}/commands`,
-          `broadcast/${subject.type === 'device' ? subject.fleet : ''}/#`,
-        ]),
-      }));
-      let recompiled = 0;
       let dropped = 0;
-      const onChange = (change: PolicyChange) => {
-        for (const s of sessions) {
-          if (!policy.affects(change, s.subject)) continue;
-          s.policy = policy.compileFor(s.subject, { context: { sourceIp: '10.0.0.1' } });
-          recompiled++;
-          for (const f of s.granted)
-            if (!s.policy.allows('mqtt:subscribe', resourceName(TENANT, 'topic', f))) {
-              s.granted.delete(f);
-              dropped++;
-            }
-        }
-      };
-      const off = policy.onChange(onChange);
+      const live = createLivePolicies<Session>({
+        policy,
+        placement: (_tenant, id) => principalOf(id),
+        subscriptions: (s) => [...s.granted],
+        unsubscribe(s, filters) {
+          for (const f of filters) s.granted.delete(f);
+          dropped += filters.length;
+        },
+        revoke() {},
+        failed(_s, err) {
+          throw err;
+        },
+      });
+      const context = { sourceIp: '10.0.0.1' };
+      const sessions = principals.map((subject): Session => {
+        const s: Session = {
+          tenant: TENANT,
+          deviceId: subject.id,
+          context,
+          subject,
+          policy: policy.compileFor(subject, { context }),
+          stale: false,
+          placementGeneration: 0,
+          granted: new Set([
+            `devices/${subject.id}/commands`,
+            `broadcast/${subject.type === 'device' ? subject.fleet : ''}/#`,
+          ]),
+        };
+        live.add(s);
+        return s;
+      });
+      let marked = 0;
+      const off = policy.onChange((change) => {
+        marked += live.apply(change);
+      });
       const propagation = async (label: string, change: () => Promise<unknown>) => {
-        recompiled = 0;
+        marked = 0;
         dropped = 0;
         const start = performance.now();
         const c = cpuMs();
+        let enforcedMs = 0;
+        const offFirst = policy.onChange(() => {
+          // Runs after the transport's listener: every concerned session now decides with the new policy.
+          enforcedMs = performance.now() - start;
+        });
         await change();
+        offFirst();
+        await live.settled();
         return {
           change: label,
+          enforcedMs: round(enforcedMs, 1),
           ms: round(performance.now() - start, 1),
           cpuMs: round(cpuMs() - c, 1),
-          recompiled,
+          sessions: marked,
+          stale: sessions.filter((s) => s.stale).length,
           dropped,
         };
       };
@@ -363,13 +385,22 @@ const suite: Suite = {
       ];
       off();
       const tenantWide = results[0];
+      if (tenantWide?.dropped !== sessions.length) throw new Error('bench policy broken: nothing dropped');
       ctx.figure({
-        name: 'policy: propagate a change to 10 000 live sessions',
+        name: 'policy: change enforced on 10 000 live sessions',
         unit: 'ms',
-        bulwark: tenantWide?.ms ?? null,
+        bulwark: tenantWide.enforcedMs,
         mosquitto: null,
         better: 'lower',
-        note: 'wall clock, simulated sessions: every affected session recompiled and its subscriptions re-checked',
+        note: 'wall clock until every concerned session decides its next message with the new policy',
+      });
+      ctx.figure({
+        name: 'policy: change fully applied to 10 000 live sessions',
+        unit: 'ms',
+        bulwark: tenantWide.ms,
+        mosquitto: null,
+        better: 'lower',
+        note: 'wall clock until every session is recompiled and its forbidden subscriptions removed (sweep in 5 ms slices)',
       });
 
       return {

@@ -137,7 +137,7 @@ describe('policies end to end', () => {
     assert.equal((await api('DELETE', '/policies/line-broadcast')).status, 204);
   });
 
-  test('a subscription the new policy forbids stops delivering; others keep working', async () => {
+  test('a subscription the new policy forbids is removed from the session; others keep working', async () => {
     const got = inbox(client);
     assert.equal(await subscribeRc(client, 'devices/robot-1/commands'), 1);
     assert.equal(await subscribeRc(client, 'devices/robot-1/config'), 1);
@@ -166,6 +166,9 @@ describe('policies end to end', () => {
       ['devices/robot-1/config'],
       'mqtt:receive is still allowed: only the subscription went',
     );
+    const held = p.app.mqtt.broker.subscriptionsOf('robot-1').map((s) => s.filter);
+    assert.ok(!held.includes('devices/robot-1/commands'), 'the broker no longer holds the subscription');
+    assert.ok(held.includes('devices/robot-1/config'));
     assert.equal(await subscribeRc(client, 'devices/robot-1/commands'), 0x87, 'and it cannot be made again');
     const audit = await api<{ items: { reason?: string; target?: { id: string } }[] }>(
       'GET',
@@ -173,7 +176,7 @@ describe('policies end to end', () => {
     );
     assert.ok(
       audit.body.items.some(
-        (e) => /subscription dropped/.test(e.reason ?? '') && e.target?.id === 'devices/robot-1/commands',
+        (e) => /subscription removed/.test(e.reason ?? '') && e.target?.id === 'devices/robot-1/commands',
       ),
     );
 

@@ -20,12 +20,10 @@ import type { TelemetryService } from '../../modules/telemetry/index.ts';
 import type { AuditService } from '../../modules/audit/index.ts';
 import type { DeviceMessageHandler } from '../../modules/commands/index.ts';
 import { createMqttWebSocket } from './websocket.ts';
+import { createLivePolicies, type LivePolicies, type LiveSession } from './live-policy.ts';
 import {
   resourceName,
-  topicMatches,
   type AuthorizeContext,
-  type CompiledPolicy,
-  type PolicyChange,
   type PolicyService,
   type Principal,
 } from '../../modules/policy/index.ts';
@@ -54,26 +52,13 @@ function refusalCode(kind: ErrorKind, qos: number): number {
  * What the broker knows about a connected device: set at CONNECT, used on every message. The compiled
  * policy is replaced when a policy, the device's fleet, groups or attributes change.
  */
-export interface DeviceSession {
+export interface DeviceSession extends LiveSession {
   readonly tenant: string;
   readonly deviceId: string;
   readonly serial: string;
   readonly fingerprint256: string;
   /** The issuing CA of the session's certificate: revoking it drops the session. */
   readonly caId: string;
-  policy: CompiledPolicy;
-  /** The device as the policy engine saw it at the last compile (fleet, groups, attributes). */
-  subject: Principal;
-  readonly context: AuthorizeContext;
-  /** Filters this session was allowed to subscribe to (unsubscribes are not reported: a superset). */
-  readonly granted: Set<string>;
-  /**
-   * Filters the policy no longer allows. The broker offers no way to remove one client's subscription, so
-   * deliveries that only these filters would bring are refused until the client subscribes again.
-   */
-  readonly dropped: Set<string>;
-  /** Bumped by every recompile, so a slow one never overwrites a newer one. */
-  generation: number;
 }
 
 interface Transport extends TransportInfo {
@@ -117,15 +102,6 @@ export interface MqttTransport {
   close(): Promise<void>;
 }
 
-/** True when the topic matches a dropped subscription and no subscription that is still allowed. */
-function onlyThroughDropped(s: DeviceSession, topic: string): boolean {
-  let viaDropped = false;
-  for (const f of s.dropped) if (topicMatches(f, topic)) viaDropped = true;
-  if (!viaDropped) return false;
-  for (const f of s.granted) if (topicMatches(f, topic)) return false;
-  return true;
-}
-
 function claimedIdentity(cert: X509Certificate): { tenant: string; deviceId: string } | undefined {
   for (const san of (cert.subjectAltName ?? '').split(', ')) {
     if (san.startsWith('URI:')) {
@@ -162,7 +138,46 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
     });
   };
 
-  const broker = createBroker<DeviceSession>({
+  // Live policy: a change marks the sessions it concerns, so a tightened rule decides their next
+  // message; a sweep then recompiles the idle ones and removes subscriptions no longer allowed.
+  const livePolicies: LivePolicies<DeviceSession> = createLivePolicies<DeviceSession>({
+    policy,
+    async placement(tenant, deviceId) {
+      const placed = await devices.placement(tenant, deviceId);
+      if (!placed) return undefined;
+      return {
+        type: 'device',
+        id: deviceId,
+        tenant,
+        attributes: placed.device.attributes,
+        capabilities: placed.capabilities,
+        fleet: placed.device.fleet,
+        groups: placed.groups,
+      };
+    },
+    subscriptions: (s): string[] => broker.subscriptionsOf(s.deviceId).map((sub) => sub.filter),
+    unsubscribe(s, filters, reason) {
+      const c = live.get(key(s.tenant, s.deviceId));
+      if (c?.principal !== s) return;
+      for (const filter of broker.removeSubscriptions(s.deviceId, filters))
+        refused(c.transport as Transport, 'mqtt.subscribe', `subscription removed: ${reason}`, {
+          topic: filter,
+        });
+    },
+    revoke(s, reason) {
+      const c = live.get(key(s.tenant, s.deviceId));
+      if (c?.principal !== s) return;
+      refused(c.transport as Transport, 'mqtt.connect', reason);
+      disconnectDevice(s.tenant, s.deviceId, 'policy no longer allows this connection');
+    },
+    failed(s, err) {
+      // Fail closed: a session whose policy cannot be brought up to date does not keep the old one.
+      logger.error({ err: String(err), deviceId: s.deviceId }, 'policy recompile failed');
+      disconnectDevice(s.tenant, s.deviceId, 'policy update failed');
+    },
+  });
+
+  const broker: Broker<DeviceSession> = createBroker<DeviceSession>({
     // Clients such as MQTT.js do not honour a small server Receive Maximum, so a generous one is
     // advertised (only a v5 client exceeding it is disconnected) and the broker stops reading a socket
     // once maxPendingInbound publishes await their commit: memory stays bounded without disconnects.
@@ -230,15 +245,15 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
             policy: compiled,
             subject,
             context,
-            granted: new Set(),
-            dropped: new Set(),
-            generation: 0,
+            stale: false,
+            placementGeneration: 0,
           },
         };
       },
       authorizePublish(client, packet: IPublishPacket) {
         const s = client.principal;
-        if (s.policy.allows('mqtt:publish', resourceName(s.tenant, 'topic', packet.topic))) return true;
+        if (livePolicies.current(s).allows('mqtt:publish', resourceName(s.tenant, 'topic', packet.topic)))
+          return true;
         refused(client.transport as Transport, 'mqtt.publish', 'policy denies mqtt:publish', {
           topic: packet.topic,
         });
@@ -250,11 +265,8 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizeSubscribe(client, filter) {
         const s = client.principal;
-        if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) {
-          s.granted.add(filter);
-          s.dropped.delete(filter);
+        if (livePolicies.current(s).allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter)))
           return true;
-        }
         refused(client.transport as Transport, 'mqtt.subscribe', 'policy denies mqtt:subscribe', {
           topic: filter,
         });
@@ -266,8 +278,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       },
       authorizeDelivery(client, topic) {
         const s = client.principal;
-        if (s.dropped.size > 0 && onlyThroughDropped(s, topic)) return false;
-        return s.policy.allows('mqtt:receive', resourceName(s.tenant, 'topic', topic));
+        return livePolicies.current(s).allows('mqtt:receive', resourceName(s.tenant, 'topic', topic));
       },
       async onPublish(client, packet) {
         const s = client.principal;
@@ -321,6 +332,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       onConnect(client) {
         const s = client.principal;
         live.set(key(s.tenant, s.deviceId), client);
+        livePolicies.add(s);
         // A revocation may have happened between the TLS handshake and this point.
         if (pki.isRevoked(s.serial)) client.disconnect(RC.administrativeAction, 'certificate revoked');
         else {
@@ -331,6 +343,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       onDisconnect(client) {
         const s = client.principal;
         if (!s) return;
+        livePolicies.delete(s);
         const k = key(s.tenant, s.deviceId);
         if (live.get(k) === client) {
           live.delete(k);
@@ -430,56 +443,7 @@ export function createMqttTransport(deps: MqttTransportDeps): MqttTransport {
       live.delete(k);
     }
   });
-  // Live policy: a change recompiles the sessions it concerns, so a tightened rule refuses the next
-  // message, and subscriptions the new policy does not allow stop delivering.
-  const recompile = async (client: ClientHandle<DeviceSession>, change: PolicyChange) => {
-    const s = client.principal;
-    const generation = ++s.generation;
-    let subject = s.subject;
-    if (change.placementChanged) {
-      const placed = await devices.placement(s.tenant, s.deviceId);
-      if (!placed) return; // deleted: the device event drops the session
-      subject = {
-        type: 'device',
-        id: s.deviceId,
-        tenant: s.tenant,
-        attributes: placed.device.attributes,
-        capabilities: placed.capabilities,
-        fleet: placed.device.fleet,
-        groups: placed.groups,
-      };
-    }
-    if (generation !== s.generation) return;
-    s.subject = subject;
-    s.policy = policy.compileFor(subject, { context: s.context });
-    if (!s.policy.allows('mqtt:connect', resourceName(s.tenant, 'client', s.deviceId))) {
-      refused(
-        client.transport as Transport,
-        'mqtt.connect',
-        `policy no longer allows the session (${change.reason})`,
-      );
-      disconnectDevice(s.tenant, s.deviceId, 'policy no longer allows this connection');
-      return;
-    }
-    for (const filter of s.granted) {
-      if (s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', filter))) continue;
-      s.granted.delete(filter);
-      s.dropped.add(filter);
-      refused(client.transport as Transport, 'mqtt.subscribe', `subscription dropped: ${change.reason}`, {
-        topic: filter,
-      });
-    }
-  };
-  const offPolicy = policy.onChange((change) => {
-    for (const client of live.values()) {
-      if (!policy.affects(change, client.principal.subject)) continue;
-      recompile(client, change).catch((err: unknown) => {
-        // Fail closed: a session whose policy cannot be brought up to date does not keep the old one.
-        logger.error({ err: String(err), deviceId: client.principal.deviceId }, 'policy recompile failed');
-        disconnectDevice(client.principal.tenant, client.principal.deviceId, 'policy update failed');
-      });
-    }
-  });
+  const offPolicy = policy.onChange((change) => livePolicies.apply(change));
   const offDevices = devices.onEvent((e) => {
     if (e.type === 'disabled' || e.type === 'deleted')
       disconnectDevice(e.tenant, e.deviceId, `device ${e.type}`);
