@@ -468,4 +468,47 @@ describe('device SDK end to end', () => {
     assert.equal(certs.body.items.length, 2);
     await d.close();
   });
+
+  test('TLS session resumption: a reconnect resumes the session, never right after a renewal; can be turned off', async () => {
+    const proxy = await tcpProxy(p.mqttPort);
+    try {
+      const run = async (id: string, extra: Partial<DeviceOptions>) => {
+        const resumed: boolean[] = [];
+        const d = device(id, {
+          url: `mqtts://127.0.0.1:${proxy.port}`,
+          renewal: { enabled: false },
+          ...extra,
+        });
+        d.on('connect', (info) => resumed.push(info.tlsSessionResumed));
+        const reconnected = () => new Promise<void>((r) => d.once('connect', () => r()));
+        await d.start();
+        await d.waitConnected(10_000);
+        let next = reconnected();
+        proxy.cut(); // the network drops every connection
+        await next;
+        await d.telemetry({ after: 'reconnect' });
+        next = reconnected();
+        await d.renewCertificate();
+        await next;
+        await d.telemetry({ after: 'renewal' });
+        next = reconnected();
+        proxy.cut();
+        await next;
+        await d.telemetry({ after: 'second reconnect' });
+        await d.close();
+        return resumed;
+      };
+      // The connection after a renewal must present the new certificate: a full handshake.
+      assert.deepEqual(await run('sdk-resume', {}), [false, true, false, true]);
+      assert.deepEqual(await run('sdk-no-resume', { tlsSessionResumption: false }), [
+        false,
+        false,
+        false,
+        false,
+      ]);
+      assert.equal((await telemetryOf(p, 'sdk-resume')).length, 3);
+    } finally {
+      await proxy.close();
+    }
+  });
 });

@@ -114,6 +114,52 @@ describe('device SDK: EST enrollment end to end', { timeout: 120_000 }, () => {
     await d.close();
   });
 
+  test('an EST-enrolled device answers commands and renews by itself before its certificate expires', async () => {
+    const id = 'est-sdk-auto';
+    const code = await newCode({ deviceId: id });
+    // The device's clock says 70 of the certificate's 90 days have passed: less than the third of
+    // its lifetime at which it renews is left. After the renewal the clock is right again.
+    let skew = 70 * 86_400_000;
+    const d = createDevice({
+      deviceId: id,
+      url: `mqtts://127.0.0.1:${p.mqttPort}`,
+      servername: 'localhost',
+      stateDir: join(work.path, id),
+      enroller: estEnroller({ url: p.url, ca: p.ca, code }),
+      backoff: { baseMs: 20, maxMs: 200 },
+      now: () => Date.now() + skew,
+    });
+    devices.push(d);
+    d.onCommand('ping', () => 'pong');
+    // Connected again after the renewal: with the new certificate.
+    const renewedAndConnected = new Promise<void>((r) =>
+      d.once('renewed', () => {
+        skew = 0;
+        d.once('connect', () => r());
+      }),
+    );
+    await d.start();
+    const enrolledSerial = d.certificate?.serial;
+    await renewedAndConnected; // by the renewal timer, over simplereenroll
+    assert.notEqual(d.certificate?.serial, enrolledSerial);
+    const cmd = await p.api<{ status: string; result: unknown }>('POST', `/api/v1/devices/${id}/commands`, {
+      name: 'ping',
+    });
+    assert.deepEqual([cmd.body.status, cmd.body.result], ['succeeded', 'pong']);
+    const audit = await p.api<{ items: { action: string; actor: { id: string } }[] }>(
+      'GET',
+      '/api/v1/audit?limit=100',
+    );
+    const mine = audit.body.items.filter((e) => e.actor.id === id).map((e) => e.action);
+    assert.ok(mine.includes('est.enroll') && mine.includes('est.reenroll'), JSON.stringify(mine));
+    const certs = await p.api<{ items: { serial: string; status: string }[] }>(
+      'GET',
+      `/api/v1/devices/${id}/certificates`,
+    );
+    assert.equal(certs.body.items.length, 2);
+    await d.close();
+  });
+
   test('a reused code is refused with the server code; a wrong code too', async () => {
     const id = 'est-sdk-2';
     const code = await newCode({ deviceId: id });

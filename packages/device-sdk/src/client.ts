@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
@@ -58,6 +59,14 @@ export interface DeviceOptions {
   backoff?: BackoffOptions;
   keepaliveSeconds?: number;
   connectTimeoutMs?: number;
+  /**
+   * Resume the TLS session of the last connection when reconnecting (`mqtts://` only; TLS 1.3
+   * tickets): no certificate exchange and no signatures, so a reconnect costs the device and the
+   * platform a fraction of a full handshake. The platform still checks the certificate of a resumed
+   * session against its revocation list. The session is kept in memory only and forgotten after a
+   * renewal and whenever a connection fails or the platform disconnects the device. Default true.
+   */
+  tlsSessionResumption?: boolean;
   /** `persistent: false` keeps the outbox in memory only (simulators). */
   outbox?: OutboxOptions & { persistent?: boolean };
   /** Telemetry messages awaiting PUBACK at once. Default 32. */
@@ -95,9 +104,14 @@ export interface CertificateInfo {
   fingerprint256: string;
 }
 
+export interface ConnectInfo {
+  /** The TLS handshake resumed an earlier session (see `tlsSessionResumption`). */
+  tlsSessionResumed: boolean;
+}
+
 export interface DeviceEvents {
   /** Connected, subscriptions in place. */
-  connect: [];
+  connect: [info: ConnectInfo];
   disconnect: [info: { reason: string }];
   /** Something the SDK recovers from by itself (it keeps reconnecting, retrying); for logs. */
   warning: [error: Error];
@@ -226,6 +240,9 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
   #wake: (() => void) | undefined;
   #loopDone: Promise<void> | undefined;
   #connectWaiters = new Set<Waiter>();
+  /** The last TLS session (ticket) the platform gave us, to resume on the next connection. */
+  #tlsSession: Buffer | undefined;
+  #tlsResumed = false;
 
   readonly #inflight = new Set<number>();
   readonly #waiters = new Map<number, Waiter>();
@@ -525,7 +542,9 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
     this.#renewAttempt = 0;
     this.emit('renewed', this.#cert);
     this.#scheduleRenewal();
-    // Reconnect at once with the new certificate.
+    // Reconnect at once with the new certificate, in a full handshake: a resumed session would carry
+    // the old one.
+    this.#tlsSession = undefined;
     if (this.#client) {
       this.#skipDelay = true;
       this.#client.end(false);
@@ -604,7 +623,9 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
       rejectUnauthorized: true,
       ...(this.#o.servername !== undefined ? { servername: this.#o.servername } : {}),
     };
+    const resume = this.#url.protocol === 'mqtts:' && this.#o.tlsSessionResumption !== false;
     const common: IClientOptions = {
+      ...(resume && this.#tlsSession !== undefined ? { session: this.#tlsSession } : {}),
       clientId: this.id,
       protocolVersion: 5,
       clean: true,
@@ -624,6 +645,16 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
     return new Promise((resolve, reject) => {
       const client = mqtt.connect(this.#url.href, this.#clientOptions());
       this.#client = client;
+      this.#tlsResumed = false;
+      if (this.#url.protocol === 'mqtts:' && this.#o.tlsSessionResumption !== false) {
+        const socket = client.stream as TLSSocket | undefined;
+        socket?.on('session', (session: Buffer) => {
+          if (this.#client === client) this.#tlsSession = session;
+        });
+        socket?.once('secureConnect', () => {
+          if (this.#client === client) this.#tlsResumed = socket.isSessionReused();
+        });
+      }
       let settled = false;
       let closedResolve!: () => void;
       const closed = new Promise<void>((r) => (closedResolve = r));
@@ -634,6 +665,8 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
       });
       client.on('message', (topic, payload, packet) => this.#onMessage(topic, payload, packet.properties));
       client.on('disconnect', (packet) => {
+        // The platform ended the session (revoked, taken over, shutting down): start afresh next time.
+        this.#tlsSession = undefined;
         lastError = new Error(
           `disconnected by the platform (reason 0x${(packet.reasonCode ?? 0).toString(16)}${packet.properties?.reasonString ? `: ${packet.properties.reasonString}` : ''})`,
         );
@@ -653,6 +686,7 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
         if (wasConnected) this.emit('disconnect', { reason: lastError?.message ?? 'connection closed' });
         if (!settled) {
           settled = true;
+          this.#tlsSession = undefined;
           reject(lastError ?? new Error('connection closed before CONNACK'));
         }
         closedResolve();
@@ -677,7 +711,7 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
     this.#connected = true;
     for (const w of this.#connectWaiters) w.resolve();
     this.#connectWaiters.clear();
-    this.emit('connect');
+    this.emit('connect', { tlsSessionResumed: this.#tlsResumed });
     this.#pump();
     for (const [topic, slot] of this.#latest) {
       slot.waiting.unshift(...slot.sent);

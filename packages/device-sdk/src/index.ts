@@ -12,6 +12,7 @@ export {
 export type {
   CertificateInfo,
   CommandHandler,
+  ConnectInfo,
   DesiredHandler,
   DeviceEvents,
   DeviceOptions,
