@@ -1,16 +1,27 @@
 // bulwark simulate: a fleet of simulated devices built on the device SDK (@bulwark/device). Each has its
-// own key (made here) and certificate (API enrollment; EST once the platform offers it to the SDK),
-// sends telemetry, answers commands and follows its twin, until Ctrl-C.
+// own key (made here) and a certificate it gets over EST (RFC 7030) with an enrollment code, as a real
+// device would; it sends telemetry, answers commands and follows its twin, until Ctrl-C.
 
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { apiEnroller, createDevice, type DeviceClient } from '@bulwark/device';
+import { rootCertificates } from 'node:tls';
+import {
+  createDevice,
+  EnrollmentError,
+  estEnroller,
+  hasCertificate,
+  type DeviceClient,
+  type Enroller,
+} from '@bulwark/device';
 import { flagBool, flagInt, flagString } from '../args.ts';
 import type { Command } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
+import type { ApiClient } from '../http.ts';
 
 export interface SimulationStats {
   devices: number;
+  /** Devices that got their certificate over EST in this run, and those that had one from an earlier run. */
+  enrolled: { est: number; reused: number };
   connected: number;
   sent: number;
   acked: number;
@@ -27,6 +38,66 @@ interface SimDevice {
 }
 
 const PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/;
+/** Devices enrolling (and making their first connection) at once. */
+const ENROLL_CONCURRENCY = 16;
+/** How long one device's first connection may hold up the next device's start. */
+const FIRST_CONNECT_WAIT_MS = 5000;
+/** How long the simulator's fleet code stays valid; it is revoked as soon as every device has enrolled. */
+const CODE_TTL_SECONDS = 3600;
+
+interface CreatedCode {
+  id: string;
+  code: string;
+}
+
+/**
+ * EST enrollment for the simulated devices: a fleet code (quota = the devices that need a certificate)
+ * for new devices; a device the platform already knows (its state directory was deleted) cannot take
+ * itself over with a fleet code, so it gets a one-time code bound to its id, which re-provisions it.
+ */
+function simulatorEnroller(opts: {
+  api: ApiClient;
+  url: string;
+  ca: string;
+  tenant: string | undefined;
+  fleetCode: CreatedCode | undefined;
+  onEnrolled(): void;
+}): Enroller {
+  const est = (code?: string) =>
+    estEnroller({
+      url: opts.url,
+      ca: opts.ca,
+      ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}),
+      ...(code !== undefined ? { code } : {}),
+    });
+  const renewing = est();
+  const enrolling = est(opts.fleetCode?.code);
+  return {
+    async enroll(req) {
+      let result;
+      try {
+        result = await enrolling.enroll(req);
+      } catch (err) {
+        if (!(err instanceof EnrollmentError && err.code === 'ERR_EST_DEVICE_EXISTS')) throw err;
+        const own = (
+          await opts.api.request('POST', '/enrollment-codes', {
+            body: { deviceId: req.deviceId, ttlSeconds: 600 },
+          })
+        ).body as CreatedCode;
+        result = await est(own.code).enroll(req);
+      }
+      opts.onEnrolled();
+      return result;
+    },
+    renew: (req) => renewing.renew(req),
+  };
+}
+
+/** Transient: worth another try (network, overload); a refusal (bad code, device disabled) is not. */
+function transient(err: unknown): boolean {
+  if (!(err instanceof EnrollmentError)) return true;
+  return err.status === 429 || err.status >= 500;
+}
 
 function defaultMqttUrl(apiUrl: string, websocket: boolean): string {
   const u = new URL(apiUrl);
@@ -70,6 +141,11 @@ const simulate: Command = {
       description: 'probability (0-1) that a firmware update (twin desired.firmware) fails (default 0)',
     },
     prefix: { type: 'string', value: 'NAME', description: 'device ids are <prefix>-0001, ... (default sim)' },
+    fleet: {
+      type: 'string',
+      value: 'PATH',
+      description: 'fleet new devices enroll into (it must exist; default none)',
+    },
     'state-dir': {
       type: 'string',
       value: 'DIR',
@@ -85,12 +161,15 @@ const simulate: Command = {
   },
   examples: [
     'bulwark simulate --devices 50 --rate 100',
+    'bulwark simulate --devices 5000 --rate 500 --fleet lab   # enrolls 16 at a time',
     'bulwark simulate --devices 5 --rate 1 --fail-ota 0.2 --duration 60 --json',
     'bulwark simulate --devices 20 --websocket   # over wss://<host>:8443/mqtt',
   ],
   notes:
-    'Each device gets its own P-256 key, made here, and a certificate through the API (the token needs\n' +
-    'devices:write and certs:issue); both are kept under --state-dir, so the next run reuses them.\n' +
+    'Each device gets its own P-256 key, made here, and enrolls over EST (/.well-known/est/simpleenroll)\n' +
+    'with a fleet enrollment code the simulator creates (quota = devices without a certificate, revoked\n' +
+    'once they have enrolled; the token needs certs:enroll-codes). Key and certificate are kept under\n' +
+    '--state-dir, so the next run reuses them; renewals go over EST simplereenroll.\n' +
     'Devices answer every command: ping -> "pong", anything else -> {ok: true, name, payload}. Setting\n' +
     'desired.firmware in a twin simulates an update, reported back in the twin (fails with --fail-ota).\n' +
     'Progress goes to stderr; with --json the final counts are printed to stdout.',
@@ -111,6 +190,7 @@ const simulate: Command = {
     }
     const prefix = flagString(ctx.flags, 'prefix') ?? 'sim';
     if (!PREFIX_PATTERN.test(prefix)) throw new UsageError(`invalid --prefix '${prefix}'`, ctx.command.path);
+    const fleet = flagString(ctx.flags, 'fleet') ?? '';
     const durationText = flagString(ctx.flags, 'duration');
     const duration = durationText === undefined ? undefined : Number(durationText);
     if (duration !== undefined && (!Number.isFinite(duration) || duration <= 0)) {
@@ -128,6 +208,7 @@ const simulate: Command = {
     const signal = ctx.io.signal;
     const stats: SimulationStats = {
       devices: n,
+      enrolled: { est: 0, reused: 0 },
       connected: 0,
       sent: 0,
       acked: 0,
@@ -143,15 +224,51 @@ const simulate: Command = {
       warnings.set(key, seen + 1);
       if (seen === 0 && !ctx.json) ctx.warn(err.message);
     };
-    const enroller = apiEnroller({
-      url: settings.url,
-      token: settings.token,
-      ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
-      register: true,
-      attributes: { simulated: 'true' },
-    });
     const sims: SimDevice[] = [];
     const ids = Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(4, '0')}`);
+    const tty = (ctx.io.stderr as { isTTY?: boolean }).isTTY === true;
+
+    // Devices with a certificate from an earlier run reuse it; the others enroll over EST.
+    const fresh = new Set<string>();
+    for (const id of ids) if (!(await hasCertificate(join(stateDir, id)))) fresh.add(id);
+    stats.enrolled.reused = n - fresh.size;
+    const api = await ctx.api();
+    let fleetCode: CreatedCode | undefined;
+    let tenant: string | undefined;
+    if (fresh.size > 0) {
+      // The EST path names the tenant the code was made in (the token's).
+      tenant = await api
+        .request('GET', '/whoami')
+        .then((r) => (r.body as { tenant?: unknown }).tenant)
+        .then((t) => (typeof t === 'string' ? t : undefined))
+        .catch(() => undefined);
+      try {
+        fleetCode = (
+          await api.request('POST', '/enrollment-codes', {
+            body: { fleet, quota: fresh.size, ttlSeconds: CODE_TTL_SECONDS },
+          })
+        ).body as CreatedCode;
+      } catch (err) {
+        throw new CliError(`could not create an enrollment code: ${(err as Error).message}`, {
+          hint: 'the token needs certs:enroll-codes; with --fleet, the fleet must exist',
+        });
+      }
+    }
+    const revokeCode = async () => {
+      if (!fleetCode) return;
+      const id = fleetCode.id;
+      fleetCode = undefined;
+      await api.request('POST', `/enrollment-codes/${encodeURIComponent(id)}/revoke`).catch(() => {});
+    };
+    const enroller = simulatorEnroller({
+      api,
+      url: settings.url,
+      // EST verifies the platform against an explicit trust anchor; without a CA file, the system's roots.
+      ca: settings.ca ?? rootCertificates.join('\n'),
+      tenant,
+      fleetCode,
+      onEnrolled: () => void stats.enrolled.est++,
+    });
 
     const makeDevice = async (id: string): Promise<SimDevice> => {
       const client = createDevice({
@@ -212,13 +329,43 @@ const simulate: Command = {
       return sim;
     };
 
-    // Enrollment: a few at a time, so the first run of a large fleet does not flood the API.
-    if (!ctx.json) ctx.progress(`starting ${n} devices (state in ${stateDir}), MQTT at ${mqttUrl}…`);
+    /** Starts a device; an enrollment that failed for a passing reason is tried again (three times). */
+    const startDevice = async (id: string): Promise<SimDevice> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await makeDevice(id);
+        } catch (err) {
+          if (attempt >= 3 || !transient(err) || signal.aborted) throw err;
+          await delay(500 * attempt + Math.random() * 500);
+        }
+      }
+    };
+
+    // A few devices at a time enroll and make their first connection, so that a large fleet neither
+    // floods EST nor sets off a reconnect storm of its own.
+    if (!ctx.json) {
+      ctx.progress(
+        `starting ${n} devices (${fresh.size} to enroll over EST, state in ${stateDir}), MQTT at ${mqttUrl}…`,
+      );
+    }
+    const startedAt = Date.now();
+    const showStart = (final = false) => {
+      if (ctx.json) return;
+      const secs = Math.max(0.001, (Date.now() - startedAt) / 1000);
+      const line =
+        `enrolled ${stats.enrolled.est}/${fresh.size} over EST (${(stats.enrolled.est / secs).toFixed(1)}/s)` +
+        ` · started ${sims.length}/${n} · connected ${stats.connected}`;
+      if (tty) ctx.io.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+      else ctx.io.stderr.write(`${line}\n`);
+    };
+    const ticker = setInterval(showStart, tty ? 500 : 5000);
     let next = 0;
-    const workers = Array.from({ length: Math.min(8, n) }, async () => {
+    const workers = Array.from({ length: Math.min(ENROLL_CONCURRENCY, n) }, async () => {
       while (next < ids.length && !signal.aborted) {
         const id = ids[next++] as string;
-        sims.push(await makeDevice(id));
+        const sim = await startDevice(id);
+        sims.push(sim);
+        await sim.client.waitConnected(FIRST_CONNECT_WAIT_MS).catch(() => {});
       }
     });
     try {
@@ -226,9 +373,13 @@ const simulate: Command = {
     } catch (err) {
       await Promise.all(sims.map((s) => s.client.close()));
       throw new CliError(`could not start device: ${(err as Error).message}`, {
-        hint: 'the token needs devices:write and certs:issue; is the MQTT URL right?',
+        hint: 'the token needs certs:enroll-codes; is the MQTT URL right?',
       });
+    } finally {
+      clearInterval(ticker);
+      await revokeCode();
     }
+    if (fresh.size > 0 || tty) showStart(true);
 
     const tickMs = 100;
     const due = createRateClock(rate, tickMs);
@@ -237,7 +388,6 @@ const simulate: Command = {
     let lastShown = 0;
     let lastAcked = 0;
     let lastAt = started;
-    const tty = (ctx.io.stderr as { isTTY?: boolean }).isTTY === true;
     const show = (final = false) => {
       const now = Date.now();
       const r = ((stats.acked - lastAcked) * 1000) / Math.max(1, now - lastAt);
