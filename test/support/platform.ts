@@ -37,10 +37,16 @@ export async function startPlatform(
     env?: Record<string, string>;
     iam?: AppDeps['iam'];
     webhooks?: AppDeps['webhooks'];
+    /**
+     * PostgreSQL schema shared with other nodes (with `postgres`); the caller drops it. Such a node
+     * bootstraps no owner when another did: its `token` is then ''.
+     */
+    sharedSchema?: string;
   } = {},
 ): Promise<Platform> {
   const dir = tempDir('bulwark-platform-');
-  const schema = opts.postgres ? `t_${randomBytes(6).toString('hex')}` : undefined;
+  const ownSchema = opts.postgres && !opts.sharedSchema ? `t_${randomBytes(6).toString('hex')}` : undefined;
+  const schema = opts.postgres ? (opts.sharedSchema ?? ownSchema) : undefined;
   const config = loadConfig({
     env: {
       BULWARK_DATA_DIR: dir.path,
@@ -62,7 +68,7 @@ export async function startPlatform(
     ...(schema ? { databaseSchema: schema } : {}),
   });
   const { httpPort, mqttPort } = await app.start();
-  const token = readFileSync(app.paths.initialTokenFile, 'utf8').trim();
+  const token = app.initialTokenWritten ? readFileSync(app.paths.initialTokenFile, 'utf8').trim() : '';
   const ca = readFileSync(app.paths.caFile, 'utf8');
   const url = `https://127.0.0.1:${httpPort}`;
   return {
@@ -76,7 +82,7 @@ export async function startPlatform(
     api: (method, path, body, tok = token) => httpsJson(url, ca, method, path, body, tok),
     async close() {
       await app.close();
-      if (schema && pgUrl) await dropSchema(pgUrl, schema);
+      if (ownSchema && pgUrl) await dropSchema(pgUrl, ownSchema);
       dir.cleanup();
     },
   };

@@ -71,7 +71,8 @@ import {
   type WebhookOptions,
   type WebhookService,
 } from './modules/webhooks/index.ts';
-import { buildHttpApp, createRateLimiter } from './transport/http/index.ts';
+import { buildHttpApp } from './transport/http/index.ts';
+import { createSqlRateLimiter } from './infra/rate-limit/index.ts';
 import { createMqttTransport, type MqttTransport } from './transport/mqtt/index.ts';
 import {
   commandRoutes,
@@ -288,7 +289,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           }, 5_000)
         : undefined;
     rolesTimer?.unref();
-    const rateLimiter = createRateLimiter({ clock });
+    // Sign-in, token, enrollment and SSO limits in the database: every node shares the buckets.
+    const rateLimiter = createSqlRateLimiter(db, {
+      clock,
+      onSweepError: (err) => logger.warn({ err: String(err) }, 'rate-limit sweep failed'),
+    });
     const webhooks = createWebhookService({
       store: createWebhookStore(db),
       clock,
@@ -566,6 +571,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       ids,
       logger,
       defaults: { certDays: config.pki.deviceCertDays, graceSeconds: 3600 },
+      limiter: rateLimiter,
     });
     // Renewed certificates are revoked when their grace period ends; every node sweeps (idempotent).
     const estTimer = setInterval(() => {

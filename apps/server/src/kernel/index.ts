@@ -5,3 +5,4 @@ export * from './logger.ts';
 export * from './db.ts';
 export * from './cursor.ts';
 export * from './http-route.ts';
+export * from './rate-limit.ts';

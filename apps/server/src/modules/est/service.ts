@@ -4,7 +4,15 @@
 // certificate of an external CA registered with proof of possession.
 import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { isValidDeviceId } from '@bulwark/protocol';
-import { AppError, isAppError, type Clock, type Ids, type Logger } from '../../kernel/index.ts';
+import {
+  AppError,
+  createMemoryRateLimiter,
+  isAppError,
+  type Clock,
+  type Ids,
+  type Logger,
+  type RateLimiter,
+} from '../../kernel/index.ts';
 import type { AuditService } from '../audit/index.ts';
 import type { DeviceService } from '../devices/index.ts';
 import { certsOnlyPkcs7, checkFleet, type ClientIdentity, type PkiService } from '../pki/index.ts';
@@ -84,6 +92,8 @@ export interface EstServiceOptions {
   /** Failed code attempts allowed per source address and per device id within `rateWindowMs`. Default 10. */
   maxFailures?: number;
   rateWindowMs?: number;
+  /** Where failed attempts are counted: the platform passes the limiter every node shares. Default: in memory. */
+  limiter?: RateLimiter;
   /** Retry-After sent with 202 while an enrollment awaits approval. Default 60. */
   retryAfterSeconds?: number;
 }
@@ -116,28 +126,20 @@ export function createEstService(opts: EstServiceOptions): EstService {
   const maxFailures = opts.maxFailures ?? 10;
   const rateWindowMs = opts.rateWindowMs ?? 15 * 60_000;
   const retryAfterSeconds = opts.retryAfterSeconds ?? 60;
-  // Failed attempts per key (`ip:...`, `dev:...`), per node. A cluster of N nodes allows N times as
-  // many guesses, still hopeless against 192-bit codes; the limit is about noise and lock-out, not entropy.
-  const failures = new Map<string, { count: number; resetAt: number }>();
+  // Failed attempts per key (`ip:...`, `dev:...`): a bucket of `maxFailures` refilled over the window,
+  // shared by every node through the limiter. The limit is about noise and lock-out, not entropy: guessing
+  // a 192-bit code is hopeless anyway.
+  const limiter = opts.limiter ?? createMemoryRateLimiter({ clock });
+  const failureBucket = { burst: maxFailures, perMinute: (maxFailures * 60_000) / rateWindowMs };
+  const bucketKey = (key: string) => `est-failures|${key}`;
 
-  function limited(key: string): number | undefined {
-    const f = failures.get(key);
-    if (!f) return undefined;
-    if (f.resetAt <= clock.now()) {
-      failures.delete(key);
-      return undefined;
-    }
-    return f.count >= maxFailures ? Math.ceil((f.resetAt - clock.now()) / 1000) : undefined;
+  async function limited(key: string): Promise<number | undefined> {
+    const r = await limiter.take(bucketKey(key), failureBucket, 0);
+    return r.ok ? undefined : r.retryAfterSeconds;
   }
 
-  function fail(key: string): void {
-    const now = clock.now();
-    const f = failures.get(key);
-    if (!f || f.resetAt <= now) failures.set(key, { count: 1, resetAt: now + rateWindowMs });
-    else f.count++;
-    if (failures.size > 100_000) {
-      for (const [k, v] of failures) if (v.resetAt <= now) failures.delete(k);
-    }
+  async function fail(key: string): Promise<void> {
+    await limiter.take(bucketKey(key), failureBucket, 1);
   }
 
   const deny = (auth: EstAuth, action: string, err: unknown, deviceId?: string) => {
@@ -309,25 +311,28 @@ export function createEstService(opts: EstServiceOptions): EstService {
     const deviceId = basic.username;
     const keys = [`ip:${auth.source}`, `dev:${t}/${deviceId}`];
     for (const k of keys) {
-      const wait = limited(k);
+      const wait = await limited(k);
       if (wait !== undefined) {
-        throw new AppError('ERR_RATE_LIMITED', undefined, { detail: `${k} retry in ${wait}s` });
+        throw new AppError('ERR_RATE_LIMITED', undefined, {
+          detail: `${k} retry in ${wait}s`,
+          retryAfterSeconds: wait,
+        });
       }
     }
-    const invalid = (detail: string) => {
-      for (const k of keys) fail(k);
+    const invalid = async (detail: string) => {
+      for (const k of keys) await fail(k);
       return new AppError('ERR_EST_CODE_INVALID', undefined, { detail });
     };
-    if (!isValidDeviceId(deviceId)) throw invalid('user name is not a valid device id');
+    if (!isValidDeviceId(deviceId)) throw await invalid('user name is not a valid device id');
     const hash = hashCode(basic.password);
     const code = basic.password.startsWith(CODE_PREFIX) ? await store.findCodeByHash(hash) : undefined;
     // Found by hash; compared again in constant time so timing says nothing about near misses.
     if (!code || !timingSafeEqual(Buffer.from(code.hash, 'hex'), Buffer.from(hash, 'hex'))) {
-      throw invalid('no such code');
+      throw await invalid('no such code');
     }
-    if (code.tenantId !== t) throw invalid('code of another tenant');
+    if (code.tenantId !== t) throw await invalid('code of another tenant');
     if (code.deviceId !== null && code.deviceId !== deviceId)
-      throw invalid(`code is for device ${code.deviceId}`);
+      throw await invalid(`code is for device ${code.deviceId}`);
     if (code.revokedAt !== null) throw new AppError('ERR_EST_CODE_EXPIRED', undefined, { detail: 'revoked' });
     if (code.expiresAt <= clock.now()) throw new AppError('ERR_EST_CODE_EXPIRED');
     const used = code.used >= code.quota;

@@ -9,13 +9,19 @@ import type {
   PublicHttpRoute,
   RoutePrincipal,
 } from '../../kernel/index.ts';
-import { AppError, HttpResult, systemClock } from '../../kernel/index.ts';
+import {
+  AppError,
+  checkRateLimits,
+  createMemoryRateLimiter,
+  HttpResult,
+  systemClock,
+  type RateLimiter,
+} from '../../kernel/index.ts';
 import type { PolicyService, Principal } from '../../modules/policy/index.ts';
 import type { IamService } from '../../modules/iam/index.ts';
 import type { AuditService } from '../../modules/audit/index.ts';
 import { errorHandler, problem, sendProblem } from './errors.ts';
 import { problemSchema, certificateSummarySchema } from './schemas.ts';
-import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
 
 /** Console session cookie: `__Host-` pins it to this origin, path / and Secure (RFC 6265bis §4.1.3.2). */
 export const SESSION_COOKIE = '__Host-bulwark_session';
@@ -39,7 +45,7 @@ export interface HttpAppDeps {
   /** Sign-in, password setup and SSO endpoints: no principal, always rate limited. */
   publicRoutes?: readonly PublicHttpRoute[];
   clock?: Clock;
-  /** Shared with other listeners' endpoints (EST enrollment); one is made when absent. */
+  /** The rate-limit buckets (the platform passes the SQL limiter shared by every node); in memory when absent. */
   rateLimiter?: RateLimiter;
   /**
    * Fleet of the device a resource name `bulwark:<tenant>:device/<id>` points at. Every route acting on
@@ -104,7 +110,7 @@ function bearer(req: FastifyRequest): string | undefined {
 
 export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> {
   const { iam, policy, audit, logger } = deps;
-  const limiter = deps.rateLimiter ?? createRateLimiter({ clock: deps.clock ?? systemClock });
+  const limiter = deps.rateLimiter ?? createMemoryRateLimiter({ clock: deps.clock ?? systemClock });
   const app = Fastify({
     ...(deps.https
       ? {
@@ -219,7 +225,7 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
     if (status === 204) return reply.send();
     return result;
   };
-  const limit = (
+  const limit = async (
     route: { method: string; url: string; rateLimit?: HttpRoute['rateLimit'] },
     req: FastifyRequest,
   ) => {
@@ -228,13 +234,16 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
     const name = `${route.method} ${route.url}`;
     // One bucket per (route, source, account), and a wider one per (route, source) against spraying.
     const account = spec.account?.({ body: req.body, params: (req.params ?? {}) as Record<string, string> });
-    if (account !== undefined) limiter.check([`${name}|${req.ip}|${account}`], spec);
-    limiter.check([`${name}|${req.ip}`], { burst: spec.burst * 5, perMinute: spec.perMinute * 5 });
+    if (account !== undefined) await checkRateLimits(limiter, [`${name}|${req.ip}|${account}`], spec);
+    await checkRateLimits(limiter, [`${name}|${req.ip}`], {
+      burst: spec.burst * 5,
+      perMinute: spec.perMinute * 5,
+    });
   };
 
   /** Bearer token, else the session cookie (with CSRF on state-changing requests). */
   const authenticate = async (req: FastifyRequest): Promise<RoutePrincipal> => {
-    const failed = (err: unknown, how: string) => {
+    const failed = async (err: unknown, how: string): Promise<never> => {
       audit.recordLater({
         tenant: null,
         actor: { type: 'anonymous', id: 'unknown' },
@@ -244,7 +253,7 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
         source: req.ip,
         details: { method: req.method, path: req.url.split('?')[0] },
       });
-      if (!limiter.take(`auth-failures|${req.ip}`, AUTH_FAILURES).ok) {
+      if (!(await limiter.take(`auth-failures|${req.ip}`, AUTH_FAILURES)).ok) {
         throw new AppError('ERR_RATE_LIMITED', undefined, { retryAfterSeconds: 2 });
       }
       throw err;
@@ -306,7 +315,7 @@ export async function buildHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> 
       preValidation: async (req) => {
         const principal = req.principal;
         if (!principal) throw new AppError('ERR_AUTH_MISSING');
-        limit(route, req);
+        await limit(route, req);
         const ctx = contextOf(req);
         const resource = route.resource(ctx);
         // Where the object sits matters only to a principal limited to a fleet subtree.

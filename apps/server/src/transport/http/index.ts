@@ -6,7 +6,7 @@ export {
   SSO_COOKIE,
   type HttpAppDeps,
 } from './app.ts';
-export { createRateLimiter, rateLimitHook, type RateLimiter } from './rate-limit.ts';
+export { rateLimitHook } from './rate-limit.ts';
 export { problem, sendProblem } from './errors.ts';
 export { registerPkiEndpoints, type PkiEndpointDeps } from './est.ts';
 export { registerOtaEndpoints, parseRange, type OtaEndpointDeps } from './ota.ts';
