@@ -1,5 +1,6 @@
 // npm run demo [-- --devices N --rate R --fail-ota P]: the platform on its embedded default (SQLite,
-// data in ./data-demo) plus a fleet of simulated devices (`bulwark simulate`), and where to look.
+// data in ./data-demo) plus a fleet of simulated devices (`bulwark simulate`: each enrolls over EST),
+// and where to look.
 // Ctrl-C stops both. Delete ./data-demo to start from scratch.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -117,9 +118,10 @@ process.stdout.write(
     `  ${curl} -X PUT -H 'content-type: application/json' -d '{"desired":{"firmware":"1.1.0"}}' ${api}/devices/${first}/twin`,
     `  ${curl} ${api}/devices/${first}/twin`,
     `  ${curl} ${api}/devices/${first}/capabilities`,
-    '  npx bulwark audit',
+    '  npx bulwark audit --action est.enroll     # how each device got its certificate',
     '',
-    `Simulating ${values.devices} devices at ${values.rate} msg/s in total (firmware updates fail with p=${values['fail-ota']}).`,
+    `Simulating ${values.devices} devices at ${values.rate} msg/s in total (firmware updates fail with p=${values['fail-ota']});`,
+    'each has its own key and enrolls over EST with an enrollment code the simulator makes.',
     'Ctrl-C stops everything.',
     '',
   ].join('\n') + '\n',
