@@ -64,6 +64,8 @@ export interface SessionContext {
 
 const STORE_BATCH = 100;
 const noop = (): void => {};
+/** Takes the place of a QoS 0 message evicted from the queue; skipped by pump(). */
+const EVICTED = Object.freeze({}) as Outgoing;
 
 export class Session {
   readonly clientId: string;
@@ -81,6 +83,11 @@ export class Session {
   /** Waiting to be sent (slow consumer or window full). */
   #queue: Outgoing[] = [];
   #queueHead = 0;
+  /** EVICTED entries in the queue. */
+  #evicted = 0;
+  /** QoS 0 messages in the queue, and the first position that may hold one (eviction scans from it). */
+  #queuedQos0 = 0;
+  #qos0From = 0;
   /** Inbound QoS 2 packet ids with PUBREC sent (or pending) and no PUBREL yet. */
   readonly awaitingRelease = new Set<number>();
   #nextPacketId = 1;
@@ -114,7 +121,7 @@ export class Session {
   }
 
   get queued(): number {
-    return this.#queue.length - this.#queueHead;
+    return this.#queue.length - this.#queueHead - this.#evicted;
   }
 
   /** Messages known to wait in the SessionStore queue (0 when unknown after a load). */
@@ -183,18 +190,35 @@ export class Session {
         return;
       }
     }
+    if (o.qos === 0) this.#queuedQos0++;
     this.#queue.push(o);
   }
 
+  /**
+   * Drops the oldest queued QoS 0 message. O(1) amortised: nothing to scan when there is none (a QoS
+   * 1 fan-in), and the scan resumes where the last one stopped.
+   */
   #evictQos0(): boolean {
-    for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      if (this.#queue[i]!.qos === 0) {
-        this.#queue.splice(i, 1);
-        this.#ctx.metrics.dropped++;
-        return true;
-      }
-    }
-    return false;
+    if (this.#queuedQos0 === 0) return false;
+    const q = this.#queue;
+    let i = this.#qos0From > this.#queueHead ? this.#qos0From : this.#queueHead;
+    while (i < q.length && q[i]!.qos !== 0) i++;
+    // #queuedQos0 > 0 guarantees one at or after #qos0From.
+    q[i] = EVICTED;
+    this.#evicted++;
+    this.#queuedQos0--;
+    this.#qos0From = i + 1;
+    this.#ctx.metrics.dropped++;
+    return true;
+  }
+
+  /** The queue is empty again (sent, or handed back to the store). */
+  #clearQueue(): void {
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#evicted = 0;
+    this.#queuedQos0 = 0;
+    this.#qos0From = 0;
   }
 
   #sendNew(o: Outgoing, c: SessionConnection): void {
@@ -223,8 +247,14 @@ export class Session {
     const now = this.#ctx.clock.now();
     while (this.#queueHead < this.#queue.length && !c.congested) {
       const o = this.#queue[this.#queueHead]!;
+      if (o === EVICTED) {
+        this.#queue[this.#queueHead++] = undefined as unknown as Outgoing;
+        this.#evicted--;
+        continue;
+      }
       if (o.qos > 0 && this.inflight.size >= c.window) break;
       this.#queue[this.#queueHead++] = undefined as unknown as Outgoing;
+      if (o.qos === 0) this.#queuedQos0--;
       if (o.msg.expiresAt !== 0 && o.msg.expiresAt <= now) {
         // [MQTT-3.3.2-5] v5 an expired message is not delivered.
         this.#ack(o.seq);
@@ -234,11 +264,11 @@ export class Session {
       else this.#sendNew(o, c);
     }
     if (this.#queueHead === this.#queue.length) {
-      this.#queue = [];
-      this.#queueHead = 0;
+      this.#clearQueue();
       if (this.#stored !== 0 && !this.#fetching) this.#fetchStored();
     } else if (this.#queueHead > 1024) {
       this.#queue = this.#queue.slice(this.#queueHead);
+      this.#qos0From = this.#qos0From > this.#queueHead ? this.#qos0From - this.#queueHead : 0;
       this.#queueHead = 0;
     }
   }
@@ -294,12 +324,11 @@ export class Session {
     let n = 0;
     for (let i = this.#queueHead; i < this.#queue.length; i++) {
       const o = this.#queue[i]!;
-      if (o.seq === 0) continue; // QoS 0 is not kept for offline sessions
+      if (o === EVICTED || o.seq === 0) continue; // QoS 0 is not kept for offline sessions
       if (first === 0) first = o.seq;
       n++;
     }
-    this.#queue = [];
-    this.#queueHead = 0;
+    this.#clearQueue();
     this.#rewind(first, n);
   }
 
