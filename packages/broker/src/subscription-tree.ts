@@ -1,5 +1,6 @@
 // Topic trie: one node per filter level, so matching a topic costs O(levels x wildcard branches),
-// independent of the number of subscriptions.
+// independent of the number of subscriptions. Results are cached per topic name: a device publishes
+// to the same few topics over and over.
 
 export interface TreeEntry {
   /** Key of the subscriber within one filter (the client id). */
@@ -40,9 +41,30 @@ export interface MatchVisitor<E extends TreeEntry> {
   group(g: SharedGroup<E>): void;
 }
 
+/** What a topic matched: ordinary entries and shared groups, in the order the walk found them. */
+interface Matched<E extends TreeEntry> {
+  entries: E[];
+  groups: SharedGroup<E>[];
+}
+
+/** Topics whose matches are cached; past this the cache starts over. */
+const MATCH_CACHE_SIZE = 4096;
+/** Longer topic names are matched every time, so the cache stays small whatever clients publish. */
+const MATCH_CACHE_TOPIC_LENGTH = 512;
+const NOTHING: Matched<never> = Object.freeze({
+  entries: Object.freeze([]) as unknown as never[],
+  groups: Object.freeze([]) as unknown as SharedGroup<never>[],
+});
+
 export class SubscriptionTree<E extends TreeEntry> {
   readonly #root = new Node<E>(undefined, '');
   #size = 0;
+  readonly #cache = new Map<string, Matched<E>>();
+  readonly #cacheLimit: number;
+
+  constructor(cacheSize = MATCH_CACHE_SIZE) {
+    this.#cacheLimit = cacheSize;
+  }
 
   get size(): number {
     return this.#size;
@@ -53,6 +75,7 @@ export class SubscriptionTree<E extends TreeEntry> {
    * Returns the replaced entry, if any.
    */
   add(entry: E): E | undefined {
+    this.#invalidate(entry.filter);
     let node = this.#root;
     for (const level of entry.filter.split('/')) {
       node.children ??= new Map();
@@ -115,6 +138,7 @@ export class SubscriptionTree<E extends TreeEntry> {
       }
     }
     if (!removed) return false;
+    this.#invalidate(filter);
     this.#size--;
     // Prune empty nodes so the tree does not grow with churn.
     while (node.parent !== undefined && node.isEmpty()) {
@@ -126,35 +150,65 @@ export class SubscriptionTree<E extends TreeEntry> {
     return true;
   }
 
-  /** Calls the visitor for every subscription whose filter matches the topic name. */
-  match(topic: string, visitor: MatchVisitor<E>): void {
-    const levels = topic.split('/');
-    // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with '$'.
-    this.#walk(this.#root, levels, 0, topic.charCodeAt(0) === 0x24, visitor);
+  /**
+   * Cached matches that a change to `filter` can affect: a filter without wildcards matches only the
+   * topic spelled the same; any other clears the cache.
+   */
+  #invalidate(filter: string): void {
+    const cache = this.#cache;
+    if (cache.size === 0) return;
+    if (filter.includes('+') || filter.includes('#')) cache.clear();
+    else cache.delete(filter);
   }
 
-  #walk(node: Node<E>, levels: string[], i: number, dollar: boolean, visitor: MatchVisitor<E>): void {
-    const children = node.children;
-    if (i === levels.length) {
-      emit(node, visitor);
-      // [MQTT-4.7.1-2] 'sport/#' also matches 'sport'.
-      const hash = children?.get('#');
-      if (hash !== undefined) emit(hash, visitor);
-      return;
+  /** Calls the visitor for every subscription whose filter matches the topic name. */
+  match(topic: string, visitor: MatchVisitor<E>): void {
+    let m = this.#cache.get(topic);
+    if (m === undefined) {
+      m = { entries: [], groups: [] };
+      const levels = topic.split('/');
+      // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with '$'.
+      walk(this.#root, levels, 0, topic.charCodeAt(0) === 0x24, m);
+      if (m.entries.length === 0 && m.groups.length === 0) m = NOTHING as Matched<E>;
+      if (topic.length <= MATCH_CACHE_TOPIC_LENGTH) {
+        if (this.#cache.size >= this.#cacheLimit) this.#cache.clear();
+        this.#cache.set(topic, m);
+      }
     }
-    if (children === undefined) return;
-    if (!dollar || i > 0) {
-      const hash = children.get('#');
-      if (hash !== undefined) emit(hash, visitor);
-      const plus = children.get('+');
-      if (plus !== undefined) this.#walk(plus, levels, i + 1, dollar, visitor);
-    }
-    const exact = children.get(levels[i]!);
-    if (exact !== undefined) this.#walk(exact, levels, i + 1, dollar, visitor);
+    const entries = m.entries;
+    for (let i = 0; i < entries.length; i++) visitor.entry(entries[i]!);
+    const groups = m.groups;
+    for (let i = 0; i < groups.length; i++) visitor.group(groups[i]!);
   }
 }
 
-function emit<E extends TreeEntry>(node: Node<E>, visitor: MatchVisitor<E>): void {
-  if (node.subs !== undefined) for (const e of node.subs.values()) visitor.entry(e);
-  if (node.shared !== undefined) for (const g of node.shared.values()) visitor.group(g);
+function walk<E extends TreeEntry>(
+  node: Node<E>,
+  levels: string[],
+  i: number,
+  dollar: boolean,
+  out: Matched<E>,
+): void {
+  const children = node.children;
+  if (i === levels.length) {
+    collect(node, out);
+    // [MQTT-4.7.1-2] 'sport/#' also matches 'sport'.
+    const hash = children?.get('#');
+    if (hash !== undefined) collect(hash, out);
+    return;
+  }
+  if (children === undefined) return;
+  if (!dollar || i > 0) {
+    const hash = children.get('#');
+    if (hash !== undefined) collect(hash, out);
+    const plus = children.get('+');
+    if (plus !== undefined) walk(plus, levels, i + 1, dollar, out);
+  }
+  const exact = children.get(levels[i]!);
+  if (exact !== undefined) walk(exact, levels, i + 1, dollar, out);
+}
+
+function collect<E extends TreeEntry>(node: Node<E>, out: Matched<E>): void {
+  if (node.subs !== undefined) for (const e of node.subs.values()) out.entries.push(e);
+  if (node.shared !== undefined) for (const g of node.shared.values()) out.groups.push(g);
 }

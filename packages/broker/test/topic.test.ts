@@ -141,6 +141,64 @@ test('subscription tree agrees with the reference matcher on random filters and 
   }
 });
 
+test('subscription tree: cached matches follow every subscribe, replace and unsubscribe (random churn)', () => {
+  const rnd = prng(7);
+  const words = ['a', 'b', 'c', '$SYS'];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const randomTopic = (): string => {
+    const n = 1 + Math.floor(rnd() * 3);
+    return Array.from({ length: n }, () => pick(words)).join('/');
+  };
+  // A small cache, so that it also starts over while the tree changes.
+  const tree = new SubscriptionTree<TreeEntry & { qos: number }>(8);
+  const live = new Map<
+    string,
+    { clientId: string; filter: string; group: string | undefined; qos: number }
+  >();
+  const key = (clientId: string, filter: string, group: string | undefined) =>
+    `${clientId} ${group} ${filter}`;
+  for (let step = 0; step < 3000; step++) {
+    const r = rnd();
+    if (r < 0.15) {
+      const filter = rnd() < 0.5 ? randomTopic() : pick(['#', 'a/+', '+/b', 'a/#', '$SYS/#', '+']);
+      const clientId = pick(['c1', 'c2', 'c3']);
+      const group = rnd() < 0.2 ? 'g' : undefined;
+      const e = { clientId, filter, group, qos: Math.floor(rnd() * 3) };
+      tree.add(e);
+      live.set(key(clientId, filter, group), e);
+    } else if (r < 0.25 && live.size > 0) {
+      const e = pick([...live.values()]);
+      assert.equal(tree.remove(e.clientId, e.filter, e.group), true);
+      live.delete(key(e.clientId, e.filter, e.group));
+    } else {
+      const topic = randomTopic();
+      const got: string[] = [];
+      tree.match(topic, {
+        entry: (e) => got.push(`${key(e.clientId, e.filter, e.group)} q${e.qos}`),
+        group: (g) => {
+          for (const m of g.members) got.push(`${key(m.clientId, m.filter, m.group)} q${m.qos}`);
+        },
+      });
+      const expected = [...live.values()]
+        .filter((e) => topicMatches(e.filter, topic))
+        .map((e) => `${key(e.clientId, e.filter, e.group)} q${e.qos}`);
+      assert.deepEqual(got.sort(), expected.sort(), `step ${step}, topic ${JSON.stringify(topic)}`);
+    }
+  }
+});
+
+test('subscription tree: long topic names are matched without being cached', () => {
+  const tree = new SubscriptionTree<TreeEntry>(4);
+  const long = `a/${'x'.repeat(2000)}`;
+  tree.add({ clientId: 'c', filter: 'a/+', group: undefined });
+  let hits = 0;
+  for (let i = 0; i < 3; i++) tree.match(long, { entry: () => hits++, group: () => {} });
+  assert.equal(hits, 3);
+  assert.equal(tree.remove('c', 'a/+', undefined), true);
+  tree.match(long, { entry: () => hits++, group: () => {} });
+  assert.equal(hits, 3);
+});
+
 test('subscription tree prunes empty nodes and counts entries', () => {
   const tree = new SubscriptionTree<TreeEntry>();
   tree.add({ clientId: 'a', filter: 'x/y/z', group: undefined });
