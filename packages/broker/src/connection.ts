@@ -13,7 +13,18 @@ import type {
 } from 'mqtt-packet';
 import type { BrokerCore } from './broker.ts';
 import { SESSION_NEVER_EXPIRES } from './limits.ts';
-import { encodePubcomp, encodePuback, encodePubrec, encodePubrel, PINGRESP } from './message.ts';
+import {
+  encodePubcomp,
+  encodePuback,
+  encodePubrec,
+  encodePubrel,
+  packetIdOffset,
+  PINGRESP,
+  PUBACK,
+  PUBCOMP,
+  PUBREC,
+  PUBREL,
+} from './message.ts';
 import type { Message } from './message.ts';
 import { PacketReader } from './packet-reader.ts';
 import { ReasonCode, toV3ConnackCode } from './reason-codes.ts';
@@ -96,10 +107,27 @@ function resumeAfterYield(c: Connection<unknown>): void {
   c.resumeReading();
 }
 
-function uncork(c: Connection<unknown>): void {
-  c.corked = false;
-  c.stream.uncork();
+/**
+ * Output of every connection is collected during an event-loop turn and written once at its end (one
+ * setImmediate for all connections): a subscriber fed by many publishers gets one write, one TLS
+ * record batch and one syscall per turn instead of one per publisher read, and small packets (PUBACK,
+ * PUBLISH) go through `Writable` once per batch rather than once each.
+ */
+let flushing: Connection<unknown>[] = [];
+let flushScheduled = false;
+function flushAll(): void {
+  flushScheduled = false;
+  const list = flushing;
+  flushing = [];
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
 }
+
+/** Output entry kinds (see Connection#out): as is, a PUBLISH whose packet id is patched in, a 4-byte ack. */
+const ACK_ENTRY = Buffer.alloc(4);
+/** Buffers at least this large are written as they are, not copied into a batch. */
+const WRITE_AS_IS = 16 * 1024;
+/** Largest batch buffer. */
+const BATCH_MAX = 64 * 1024;
 
 /** What hooks see of a connection. */
 class Handle<P> implements ClientHandle<P> {
@@ -140,7 +168,15 @@ export class Connection<P> implements SessionConnection {
   will: Will | undefined = undefined;
   /** True when the client ended with DISCONNECT 0x00: the will is discarded [MQTT-3.1.2-10]. */
   normalDisconnect = false;
-  corked = false;
+  /**
+   * Output of this turn, written by flush(). `#outMeta[i]`: 0 = `#out[i]` as is; < 0 = `#out[i]` is a
+   * shared encoded PUBLISH, sent with packet id `-meta`; for ACK_ENTRY, `type << 16 | packet id`.
+   */
+  #out: Buffer[] = [];
+  #outMeta: number[] = [];
+  #outBytes = 0;
+  /** The last topic name of an inbound PUBLISH found valid: a device rarely changes its topic. */
+  #validTopic: string | undefined = undefined;
   window = 64;
   #blocked = 0;
   #paused = false;
@@ -771,15 +807,18 @@ export class Connection<P> implements SessionConnection {
       }
     }
     // [MQTT-3.3.2-1] [MQTT-3.3.2-2] [MQTT-4.7.3-1] a valid topic name, without wildcards.
-    if (!isValidTopicName(p.topic, core.limits.maxTopicLevels)) {
-      this.protocolFailure(ReasonCode.topicNameInvalid, 'invalid topic name');
-      return;
+    if (p.topic !== this.#validTopic) {
+      if (!isValidTopicName(p.topic, core.limits.maxTopicLevels)) {
+        this.protocolFailure(ReasonCode.topicNameInvalid, 'invalid topic name');
+        return;
+      }
+      this.#validTopic = p.topic;
     }
     if (qos > 0) {
       const id = p.messageId!;
       if (qos === 2 && this.session!.awaitingRelease.has(id)) {
         // v5 [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]): a QoS 2 PUBLISH again before PUBREL: PUBREC, not routed again.
-        if (this.#slots.length === 0) this.write(encodePubrec(id, 0));
+        if (this.#slots.length === 0) this.#writeAck(PUBREC, id);
         else if (!this.#slots.some((s) => s.packet.messageId === id && s.packet.qos === 2)) {
           this.#slots.push({
             packet: p,
@@ -853,16 +892,23 @@ export class Connection<P> implements SessionConnection {
     route: boolean,
     refused: boolean,
   ): void {
-    const slot: InboundSlot = {
-      packet: p,
-      done: true,
-      reasonCode,
-      reasonString,
-      route,
-      refused,
-      routed: false,
-      waiting: false,
-    };
+    if (this.#slots.length === 0 && route && reasonCode === 0) {
+      // The common case, without a slot: routed, then acknowledged at once unless a store write must come first.
+      const stored = this.state === 'closed' ? undefined : this.core.routeInbound(this, p);
+      if (stored === undefined || p.qos === 0) {
+        if (p.qos !== 0 && this.state !== 'closed') {
+          this.#writeAck(p.qos === 1 ? PUBACK : PUBREC, p.messageId!);
+          if (p.qos === 1) this.#inflightIn--;
+        }
+        return;
+      }
+      const slot = this.#newSlot(p, true, 0, undefined, true, false);
+      slot.routed = true;
+      this.#slots.push(slot);
+      this.#waitStored(slot, stored);
+      return;
+    }
+    const slot = this.#newSlot(p, true, reasonCode, reasonString, route, refused);
     if (this.#slots.length > 0) {
       this.#slots.push(slot);
       return;
@@ -872,17 +918,19 @@ export class Connection<P> implements SessionConnection {
     else this.#acknowledge(slot);
   }
 
+  #newSlot(
+    p: IPublishPacket,
+    done: boolean,
+    reasonCode: number,
+    reasonString: string | undefined,
+    route: boolean,
+    refused: boolean,
+  ): InboundSlot {
+    return { packet: p, done, reasonCode, reasonString, route, refused, routed: false, waiting: false };
+  }
+
   #slot(p: IPublishPacket): InboundSlot {
-    const slot: InboundSlot = {
-      packet: p,
-      done: false,
-      reasonCode: 0,
-      reasonString: undefined,
-      route: true,
-      refused: false,
-      routed: false,
-      waiting: false,
-    };
+    const slot = this.#newSlot(p, false, 0, undefined, true, false);
     this.#slots.push(slot);
     return slot;
   }
@@ -893,6 +941,10 @@ export class Connection<P> implements SessionConnection {
     if (!slot.route || slot.reasonCode !== 0 || this.state === 'closed') return;
     const stored = this.core.routeInbound(this, slot.packet);
     if (stored === undefined || slot.packet.qos === 0) return;
+    this.#waitStored(slot, stored);
+  }
+
+  #waitStored(slot: InboundSlot, stored: Promise<unknown>): void {
     slot.waiting = true;
     stored.then(
       this.#guard(() => {
@@ -984,7 +1036,7 @@ export class Connection<P> implements SessionConnection {
     let n = 0;
     while (n < slots.length && slots[n]!.done && !slots[n]!.waiting && this.state !== 'closed') {
       const s = slots[n++]!;
-      if (s.reasonCode === -1) this.write(encodePubrec(s.packet.messageId!, 0));
+      if (s.reasonCode === -1) this.#writeAck(PUBREC, s.packet.messageId!);
       else this.#acknowledge(s);
     }
     if (n > 0) {
@@ -1016,14 +1068,15 @@ export class Connection<P> implements SessionConnection {
       return;
     }
     const id = p.messageId!;
-    let packet: Buffer;
-    if (reasonCode !== 0 && reasonString !== undefined && this.#problemInfo) {
-      packet = generate(
-        { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode, properties: { reasonString } },
-        this.#controlOpts,
+    if (reasonCode === 0) this.#writeAck(qos === 1 ? PUBACK : PUBREC, id);
+    else if (reasonString !== undefined && this.#problemInfo) {
+      this.write(
+        generate(
+          { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode, properties: { reasonString } },
+          this.#controlOpts,
+        ),
       );
-    } else packet = qos === 1 ? encodePuback(id, reasonCode) : encodePubrec(id, reasonCode);
-    this.write(packet);
+    } else this.write(qos === 1 ? encodePuback(id, reasonCode) : encodePubrec(id, reasonCode));
     if (qos === 1 || reasonCode >= 0x80) {
       // [MQTT-4.3.3-9] v5 after a PUBREC with an error code, the packet id is free for a new message.
       if (qos === 2) this.session!.awaitingRelease.delete(id);
@@ -1035,14 +1088,16 @@ export class Connection<P> implements SessionConnection {
     // [MQTT-4.3.3-11] [MQTT-4.3.3-12] PUBREL releases the packet id; PUBCOMP even when unknown (v5: 0x92).
     const known = this.session!.awaitingRelease.delete(id);
     if (known) this.#inflightIn--;
-    this.write(encodePubcomp(id, known || !this.v5 ? 0 : ReasonCode.packetIdentifierNotFound));
+    if (known || !this.v5) this.#writeAck(PUBCOMP, id);
+    else this.write(encodePubcomp(id, ReasonCode.packetIdentifierNotFound));
   }
 
   #handlePubrec(id: number, reasonCode: number): void {
     const known = this.session!.onPubrec(id, reasonCode);
     if (reasonCode >= 0x80) return;
     // v5 [MQTT-4.3.3-4] (3.1.1 [MQTT-4.3.3-1]): answer PUBREC with PUBREL (v5: 0x92 when the id is unknown).
-    this.write(encodePubrel(id, known || !this.v5 ? 0 : ReasonCode.packetIdentifierNotFound));
+    if (known || !this.v5) this.#writeAck(PUBREL, id);
+    else this.write(encodePubrel(id, ReasonCode.packetIdentifierNotFound));
   }
 
   // ---- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------------------
@@ -1236,13 +1291,81 @@ export class Connection<P> implements SessionConnection {
 
   write(buf: Buffer): void {
     if (this.state === 'closed') return;
-    if (!this.corked) {
-      // Everything written in this tick goes out in one batch.
-      this.corked = true;
-      this.stream.cork();
-      process.nextTick(uncork, this);
+    this.#queueOut(buf, 0, buf.length);
+  }
+
+  /** PUBACK, PUBREC, PUBREL or PUBCOMP with reason code 0: no buffer of its own until the batch. */
+  #writeAck(type: number, packetId: number): void {
+    if (this.state === 'closed') return;
+    this.#queueOut(ACK_ENTRY, (type << 16) | packetId, 4);
+  }
+
+  #queueOut(buf: Buffer, meta: number, size: number): void {
+    if (this.#out.length === 0) {
+      flushing.push(this as Connection<unknown>);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushAll);
+      }
     }
-    this.stream.write(buf);
+    this.#out.push(buf);
+    this.#outMeta.push(meta);
+    this.#outBytes += size;
+  }
+
+  /** @internal writes this turn's output: small packets copied into one buffer, large ones as they are. */
+  flush(): void {
+    const bufs = this.#out;
+    const n = bufs.length;
+    if (n === 0) return;
+    const meta = this.#outMeta;
+    const stream = this.stream;
+    if (!stream.destroyed && stream.writable) {
+      if (n === 1 && meta[0] === 0) stream.write(bufs[0]!);
+      else {
+        stream.cork();
+        let i = 0;
+        while (i < n) {
+          const b = bufs[i]!;
+          if (b.length >= WRITE_AS_IS && meta[i] === 0) {
+            stream.write(b);
+            i++;
+            continue;
+          }
+          let size = 0;
+          let j = i;
+          while (j < n) {
+            const bj = bufs[j]!;
+            if (bj.length >= WRITE_AS_IS && meta[j] === 0) break;
+            if (size > 0 && size + bj.length > BATCH_MAX) break;
+            size += bj.length;
+            j++;
+          }
+          const out = Buffer.allocUnsafe(size);
+          let o = 0;
+          for (; i < j; i++) {
+            const bi = bufs[i]!;
+            const m = meta[i]!;
+            if (bi === ACK_ENTRY) {
+              out[o] = m >>> 16;
+              out[o + 1] = 2;
+              out[o + 2] = (m >> 8) & 0xff;
+              out[o + 3] = m & 0xff;
+              o += 4;
+              continue;
+            }
+            out.set(bi, o);
+            if (m < 0) out.writeUInt16BE(-m, o + packetIdOffset(bi));
+            o += bi.length;
+          }
+          stream.write(out);
+        }
+        stream.uncork();
+      }
+    }
+    bufs.length = 0;
+    meta.length = 0;
+    this.#outBytes = 0;
   }
 
   /**
@@ -1251,7 +1374,7 @@ export class Connection<P> implements SessionConnection {
    * every subscriber look slow under load.)
    */
   get congested(): boolean {
-    return this.stream.writableLength > this.core.limits.maxBufferedBytes;
+    return this.stream.writableLength + this.#outBytes > this.core.limits.maxBufferedBytes;
   }
 
   sendPublish(
@@ -1273,20 +1396,24 @@ export class Connection<P> implements SessionConnection {
         aliasNew = true;
       }
     }
-    const buf = msg.encode(qos, retain, dup, packetId, this.v5, ids, alias, aliasNew, this.core.clock.now());
+    // The encoding shared by every delivery of the message, or one for this delivery only.
+    const shared = dup || alias !== 0 ? undefined : msg.shared(qos, retain, this.v5, ids);
+    const buf =
+      shared ?? msg.encode(qos, retain, dup, packetId, this.v5, ids, alias, aliasNew, this.core.clock.now());
     if (this.#clientMaxPacketSize !== 0 && buf.length > this.#clientMaxPacketSize) {
       // [MQTT-3.1.2-25] v5 never send a packet larger than the client's Maximum Packet Size: drop it.
       this.core.metrics.dropped++;
       return false;
     }
     if (aliasNew) this.#aliasesOut!.set(msg.topic, alias);
-    this.write(buf);
+    if (this.state !== 'closed')
+      this.#queueOut(buf, shared !== undefined && qos > 0 ? -packetId : 0, buf.length);
     this.core.metrics.messagesOut++;
     return true;
   }
 
   sendPubrel(packetId: number): void {
-    this.write(encodePubrel(packetId, 0));
+    this.#writeAck(PUBREL, packetId);
   }
 
   // ---- closing -----------------------------------------------------------------------------------
@@ -1325,10 +1452,8 @@ export class Connection<P> implements SessionConnection {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
     const stream = this.stream;
-    if (this.corked) {
-      this.corked = false;
-      stream.uncork();
-    }
+    // What was written before closing (CONNACK, DISCONNECT) still goes out.
+    this.flush();
     stream.end();
     if (!stream.destroyed) {
       // Give the peer a moment to read what was written (CONNACK, DISCONNECT), then force it.

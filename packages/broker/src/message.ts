@@ -74,21 +74,32 @@ export class Message {
     aliasNew: boolean,
     now: number,
   ): Buffer {
-    if (dup || (v5 && (subscriptionIds !== undefined || alias !== 0 || this.expiresAt !== 0))) {
-      return this.#encodeOnce(qos, retain, dup, packetId, v5, subscriptionIds, alias, aliasNew, now);
-    }
-    const index = (v5 ? 1 : 0) | (retain ? 2 : 0) | (qos << 2);
-    const cache = (this.#encoded ??= []);
-    let buf = cache[index];
+    const buf = dup || alias !== 0 ? undefined : this.shared(qos, retain, v5, subscriptionIds);
     if (buf === undefined) {
-      buf = this.#encodeOnce(qos, retain, false, 0, v5, undefined, 0, false, now);
-      cache[index] = buf;
+      return this.#encodeOnce(qos, retain, dup, packetId, v5, subscriptionIds, alias, aliasNew, now);
     }
     if (qos === 0) return buf;
     const out = Buffer.allocUnsafe(buf.length);
     buf.copy(out);
     out.writeUInt16BE(packetId, packetIdOffset(buf));
     return out;
+  }
+
+  /**
+   * The PUBLISH encoding shared by every delivery with these flags (without DUP or a topic alias), with
+   * packet id 0 for QoS 1/2: the writer patches the id into its copy (`packetIdOffset`). Undefined when
+   * the delivery needs an encoding of its own (v5 subscription identifiers or message expiry).
+   */
+  shared(qos: QoS, retain: boolean, v5: boolean, subscriptionIds: number[] | undefined): Buffer | undefined {
+    if (v5 && (subscriptionIds !== undefined || this.expiresAt !== 0)) return undefined;
+    const index = (v5 ? 1 : 0) | (retain ? 2 : 0) | (qos << 2);
+    const cache = (this.#encoded ??= []);
+    let buf = cache[index];
+    if (buf === undefined) {
+      buf = this.#encodeOnce(qos, retain, false, 0, v5, undefined, 0, false, 0);
+      cache[index] = buf;
+    }
+    return buf;
   }
 
   #encodeOnce(
@@ -181,17 +192,19 @@ export function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function packetIdOffset(buf: Buffer): number {
+/** Where the packet id sits in an encoded QoS 1/2 PUBLISH. */
+export function packetIdOffset(buf: Buffer): number {
   let o = 1;
   while ((buf[o]! & 0x80) !== 0) o++;
   o++;
   return o + 2 + buf.readUInt16BE(o);
 }
 
-const PUBACK = 0x40;
-const PUBREC = 0x50;
-const PUBREL = 0x62;
-const PUBCOMP = 0x70;
+/** First bytes of the acknowledgements (PUBREL with its fixed 0010 flags). */
+export const PUBACK = 0x40;
+export const PUBREC = 0x50;
+export const PUBREL = 0x62;
+export const PUBCOMP = 0x70;
 
 function ack(type: number, packetId: number, reasonCode: number): Buffer {
   // v5 §3.4.2.1 the reason code may be omitted when it is 0x00 and there are no properties.
