@@ -84,7 +84,8 @@ interface PendingWill<P> {
 class Fanout implements MatchVisitor<Subscription> {
   gen = 0;
   origin: string | undefined = undefined;
-  matched: Session[] = [];
+  topic = '';
+  readonly matched: Session[] = [];
   shared: Subscription[] | undefined = undefined;
 
   entry(sub: Subscription): void {
@@ -708,6 +709,23 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
   // ---- routing -----------------------------------------------------------------------------------
 
   routeInbound(conn: Connection<P>, p: IPublishPacket): Promise<unknown> | undefined {
+    if (p.qos === 0 && !p.retain && !this.#forwarding && !this.#fanoutBusy) {
+      // Overload: a QoS 0 message that every subscriber would drop is dropped before it is built.
+      const f = this.#match(p.topic, conn.clientId);
+      if (this.#shedQos0(f)) return undefined;
+      return this.#deliver(this.#inboundMessage(conn, p), f);
+    }
+    const m = this.#inboundMessage(conn, p);
+    if (p.retain) this.#setRetained(m);
+    const stored = this.#route(m);
+    if (!this.#forwarding) return stored;
+    // QoS 1/2: the acknowledgement also waits for a durable router to have taken it.
+    const forwarded = this.#forward(m, p.qos > 0);
+    if (forwarded === undefined) return stored;
+    return stored === undefined ? forwarded : Promise.all([stored, forwarded]);
+  }
+
+  #inboundMessage(conn: Connection<P>, p: IPublishPacket): Message {
     const props = p.properties;
     let mp = undefined;
     let expiresAt = 0;
@@ -717,14 +735,33 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
       if (props.messageExpiryInterval) expiresAt = this.clock.now() + props.messageExpiryInterval * 1000;
     }
     const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
-    const m = new Message(p.topic, payload, p.qos, p.retain, mp, expiresAt, conn.clientId);
-    if (p.retain) this.#setRetained(m);
-    const stored = this.#route(m);
-    if (!this.#forwarding) return stored;
-    // QoS 1/2: the acknowledgement also waits for a durable router to have taken it.
-    const forwarded = this.#forward(m, p.qos > 0);
-    if (forwarded === undefined) return stored;
-    return stored === undefined ? forwarded : Promise.all([stored, forwarded]);
+    return new Message(p.topic, payload, p.qos, p.retain, mp, expiresAt, conn.clientId);
+  }
+
+  /**
+   * True (and the drops counted) when no matching session would take a QoS 0 message now: each is
+   * offline (QoS 0 is not kept for it) or has a full queue, as `Session#deliver` would find.
+   */
+  #shedQos0(f: Fanout): boolean {
+    if (f.shared !== undefined) return false;
+    const matched = f.matched;
+    const max = this.limits.maxQueued;
+    const authorize = this.hooks.authorizeDelivery;
+    let full = 0;
+    for (let i = 0; i < matched.length; i++) {
+      const s = matched[i]!;
+      if (s.conn === undefined) continue;
+      if (s.queued < max) return false;
+      if (
+        authorize === undefined ||
+        s.handle === undefined ||
+        authorize(s.handle as ClientHandle<P>, f.topic)
+      )
+        full++;
+    }
+    this.metrics.dropped += full;
+    matched.length = 0;
+    return true;
   }
 
   #setRetained(m: Message): void {
@@ -756,14 +793,24 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
 
   /** Delivers to local subscribers; a promise when some persistent session had to store it first. */
   #route(msg: Message): Promise<unknown> | undefined {
+    return this.#deliver(msg, this.#match(msg.topic, msg.origin));
+  }
+
+  /** The sessions (and shared subscriptions) a topic goes to, for #deliver right after. */
+  #match(topic: string, origin: string | undefined): Fanout {
     // The fan-out scratch object is reused unless a hook re-enters routing during delivery.
-    const busy = this.#fanoutBusy;
-    const f = busy ? new Fanout() : this.#fanout;
+    const f = this.#fanoutBusy ? new Fanout() : this.#fanout;
     f.gen = ++this.#gen;
-    f.origin = msg.origin;
-    f.matched = [];
+    f.origin = origin;
+    f.topic = topic;
+    f.matched.length = 0;
     f.shared = undefined;
-    this.#tree.match(msg.topic, f);
+    this.#tree.match(topic, f);
+    return f;
+  }
+
+  #deliver(msg: Message, f: Fanout): Promise<unknown> | undefined {
+    const busy = f !== this.#fanout;
     const matched = f.matched;
     const shared = f.shared as Subscription[] | undefined;
     if (!busy) this.#fanoutBusy = true;
@@ -804,6 +851,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
         }
       }
     } finally {
+      matched.length = 0;
       if (!busy) this.#fanoutBusy = false;
     }
     if (stored === undefined) return undefined;
