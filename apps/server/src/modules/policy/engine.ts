@@ -81,6 +81,9 @@ const isFilter = (topic: string) => topic.includes('+') || topic.includes('#');
 
 interface TrieNode {
   readonly lit: Map<string, TrieNode>;
+  /** The literal children again, as parallel arrays, while there are few: compared in place. */
+  keys: string[] | undefined;
+  kids: TrieNode[];
   plus: TrieNode | undefined;
   /** A filter ends with `#` here. */
   hash: boolean;
@@ -88,7 +91,17 @@ interface TrieNode {
   end: boolean;
 }
 
-const node = (): TrieNode => ({ lit: new Map(), plus: undefined, hash: false, end: false });
+const node = (): TrieNode => ({
+  lit: new Map(),
+  keys: [],
+  kids: [],
+  plus: undefined,
+  hash: false,
+  end: false,
+});
+
+/** Up to this many literal children are compared in place rather than looked up by a sliced key. */
+const FEW = 8;
 
 /** Topic filters merged into one tree: a lookup costs the topic's depth, not the number of filters. */
 export class TopicTrie {
@@ -106,7 +119,13 @@ export class TopicTrie {
       if (seg === '+') n = n.plus ??= node();
       else {
         let c = n.lit.get(seg);
-        if (!c) n.lit.set(seg, (c = node()));
+        if (!c) {
+          n.lit.set(seg, (c = node()));
+          if (n.keys && n.keys.length < FEW) {
+            n.keys.push(seg);
+            n.kids.push(c);
+          } else n.keys = undefined;
+        }
         n = c;
       }
     }
@@ -148,7 +167,18 @@ function matchAt(n: TrieNode, s: string, pos: number): boolean {
   if (pos > s.length) return n.end;
   let end = s.indexOf('/', pos);
   if (end < 0) end = s.length;
-  if (n.lit.size > 0) {
+  const keys = n.keys;
+  if (keys !== undefined) {
+    // Few children: compare the level in place, no substring.
+    const len = end - pos;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      if (k.length === len && s.startsWith(k, pos)) {
+        if (matchAt(n.kids[i] as TrieNode, s, end + 1)) return true;
+        break;
+      }
+    }
+  } else {
     const c = n.lit.get(s.slice(pos, end));
     if (c && matchAt(c, s, end + 1)) return true;
   }
@@ -469,29 +499,72 @@ function trieFor(entries: TrieEntry[], tenant: string): TopicTrie {
 }
 
 // What does not depend on the principal is compiled once per document (documents are immutable: a
-// new version is a new object), and patterns once per substituted text; a per-device compile is then
-// mostly variable substitution.
+// new version is a new object): a statement whose resources have no variables is compiled once and
+// shared by every principal, and a resource with variables is split once into literal text and
+// variable names. A per-device compile is then a few string concatenations.
+
+/** A resource with variables: literal parts at even indexes, variable names at odd ones. */
+type ResourceTemplate = readonly string[];
+
 interface StatementTemplate {
   readonly statement: Omit<CompiledStatement, 'patterns'>;
-  readonly raw: readonly string[];
+  /** The whole statement, when no resource has a variable. */
+  readonly fixed: CompiledStatement | undefined;
+  /** Patterns without variables, then resources with them. */
+  readonly constant: readonly Pattern[];
+  readonly variable: readonly ResourceTemplate[];
 }
 const templates = new WeakMap<PolicyDocument, StatementTemplate[]>();
+
+function resourceTemplate(raw: string): ResourceTemplate {
+  const parts: string[] = [];
+  let last = 0;
+  for (const m of raw.matchAll(VAR)) {
+    parts.push(raw.slice(last, m.index), m[1] as string);
+    last = m.index + m[0].length;
+  }
+  parts.push(raw.slice(last));
+  return parts;
+}
+
+/** `substitute` on a split resource: undefined when a variable is undefined or its value unsafe. */
+function fill(t: ResourceTemplate, vars: Record<string, string>): string | undefined {
+  let out = t[0] as string;
+  for (let i = 1; i < t.length; i += 2) {
+    const name = t[i] as string;
+    const v = vars[name];
+    if (v === undefined || v === '' || UNSAFE_VALUE.test(v) || (name !== 'device.fleet' && v.includes('/')))
+      return undefined;
+    out += v + (t[i + 1] as string);
+  }
+  // A leftover `${` (a malformed reference) makes the pattern unusable, as in `substitute`.
+  return out.includes('${') ? undefined : out;
+}
 
 function templatesOf(document: PolicyDocument): StatementTemplate[] {
   let t = templates.get(document);
   if (!t) {
     t = document.statements.map((st, index) => {
       const except = st.notResources !== undefined;
+      const statement = {
+        ref: { policy: document.id, sid: st.sid, statement: index, effect: st.effect },
+        deny: st.effect === 'deny',
+        action: actionMatcher(st.actions),
+        actions: st.actions,
+        except,
+        conditions: st.conditions ? compileConditions(st.conditions) : undefined,
+      };
+      const constant: Pattern[] = [];
+      const variable: ResourceTemplate[] = [];
+      for (const r of (except ? st.notResources : st.resources) ?? []) {
+        if (!r.includes('${')) constant.push(compilePattern(r));
+        else variable.push(resourceTemplate(r));
+      }
       return {
-        statement: {
-          ref: { policy: document.id, sid: st.sid, statement: index, effect: st.effect },
-          deny: st.effect === 'deny',
-          action: actionMatcher(st.actions),
-          actions: st.actions,
-          except,
-          conditions: st.conditions ? compileConditions(st.conditions) : undefined,
-        },
-        raw: (except ? st.notResources : st.resources) ?? [],
+        statement,
+        fixed: variable.length === 0 ? { ...statement, patterns: constant } : undefined,
+        constant,
+        variable,
       };
     });
     templates.set(document, t);
@@ -499,14 +572,15 @@ function templatesOf(document: PolicyDocument): StatementTemplate[] {
   return t;
 }
 
-const patternCache = new Map<string, Pattern>();
-function patternOf(text: string): Pattern {
-  let p = patternCache.get(text);
+// Glob patterns compile to a RegExp: worth sharing when the text repeats (`bulwark:${device.tenant}:ota/*`).
+const globCache = new Map<string, Pattern>();
+function globPatternOf(text: string): Pattern {
+  let p = globCache.get(text);
   if (!p) {
     p = compilePattern(text);
-    // Bounded: per-device patterns (with ${device.id}) would otherwise grow it without end.
-    if (patternCache.size >= 50_000) patternCache.clear();
-    patternCache.set(text, p);
+    // Bounded: per-device texts (with ${device.id}) would otherwise grow it without end.
+    if (globCache.size >= 10_000) globCache.clear();
+    globCache.set(text, p);
   }
   return p;
 }
@@ -527,11 +601,15 @@ export function compile(
   const statements: CompiledStatement[] = [];
   for (const { document } of docs) {
     for (const t of templatesOf(document)) {
-      const patterns: Pattern[] = [];
-      for (const r of t.raw) {
+      if (t.fixed) {
+        statements.push(t.fixed);
+        continue;
+      }
+      const patterns = t.constant.slice();
+      for (const r of t.variable) {
         // An unusable pattern in an allow matches nothing. In a "deny except" list it exempts nothing.
-        const sub = substitute(r, vars);
-        if (sub !== undefined) patterns.push(patternOf(sub));
+        const sub = fill(r, vars);
+        if (sub !== undefined) patterns.push(sub.includes('*') ? globPatternOf(sub) : compilePattern(sub));
       }
       statements.push({ ...t.statement, patterns });
     }

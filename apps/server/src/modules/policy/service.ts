@@ -212,6 +212,13 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
   let byPolicy = new Map<string, Attachment[]>(); // tenant \0 policyId
   let lastSeq = 0;
   const roleCache = new Map<string, CompiledPolicy>();
+  // Devices of one fleet with the same groups share their effective documents (a tenant-wide change
+  // recompiles every live session: most of them sit in a few fleets). Dropped on any policy change.
+  const placementCache = new Map<string, readonly EffectiveDocument[]>();
+  const forget = () => {
+    roleCache.clear();
+    placementCache.clear();
+  };
   const boundaries = createBoundaryChecker(now);
 
   const index = (all: { policies: StoredPolicy[]; attachments: Attachment[] }) => {
@@ -227,18 +234,18 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
       const pk = `${a.tenant}\u0000${a.policyId}`;
       (byPolicy.get(pk) ?? byPolicy.set(pk, []).get(pk))?.push(a);
     }
-    roleCache.clear();
+    forget();
   };
   const reload = async () => index(await store.loadAll());
   // This node's own writes update the index in place (a full reload per write would make bulk
   // changes quadratic); changes from other nodes arrive through the feed and reload everything.
   const putPolicy = (p: StoredPolicy) => {
     policies.set(`${p.tenant}\u0000${p.id}`, p);
-    roleCache.clear();
+    forget();
   };
   const dropPolicy = (tenant: string, id: string) => {
     policies.delete(`${tenant}\u0000${id}`);
-    roleCache.clear();
+    forget();
   };
   const putAttachment = (a: Attachment) => {
     const tk =
@@ -248,7 +255,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
     byTarget.set(tk, [...(byTarget.get(tk) ?? []), a]);
     const pk = `${a.tenant}\u0000${a.policyId}`;
     byPolicy.set(pk, [...(byPolicy.get(pk) ?? []), a]);
-    roleCache.clear();
+    forget();
   };
   const dropAttachment = (a: Attachment) => {
     const same = (x: Attachment) =>
@@ -263,7 +270,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
             k,
             list.filter((x) => !same(x)),
           );
-    roleCache.clear();
+    forget();
   };
   /** Tells other nodes to reload (a policy was created or deleted: nothing to recompile yet). */
   const reloadElsewhere = (tenant: string, reason: string) =>
@@ -325,6 +332,20 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
   };
 
   const documentsFor = (principal: Principal): readonly EffectiveDocument[] => {
+    if (principal.type !== 'device') return collect(principal);
+    // A device with policies of its own is collected alone; the others share by placement.
+    if (byTarget.has(targetKey('device', principal.tenant, principal.id))) return collect(principal);
+    const key = `${principal.tenant}\u0000${principal.fleet ?? ''}\u0000${(principal.groups ?? []).join('\u0000')}`;
+    let docs = placementCache.get(key);
+    if (!docs) {
+      docs = collect(principal);
+      if (placementCache.size >= 10_000) placementCache.clear();
+      placementCache.set(key, docs);
+    }
+    return docs;
+  };
+
+  const collect = (principal: Principal): readonly EffectiveDocument[] => {
     const out = new Map<string, EffectiveDocument & { attachedAt: AttachmentPoint[] }>();
     const builtin = (doc: PolicyDocument, at: AttachmentPoint) =>
       out.set(`\u0000${doc.id}`, { document: doc, version: 1, attachedAt: [at] });
@@ -368,7 +389,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
     let c = roleCache.get(key);
     if (!c) {
       c = compile(principal, documentsFor(principal), opts);
-      if (roleCache.size > 10_000) roleCache.clear();
+      if (roleCache.size > 10_000) forget();
       roleCache.set(key, c);
     }
     return c;
