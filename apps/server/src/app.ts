@@ -358,6 +358,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
           })
         : createLocalClusterEvents(undefined, logger);
     closers.push(() => cluster.close());
+    // A custom role changed here: the other nodes reload roles at once (the 5 s poll is the safety net),
+    // so holders get the new permissions on their next request whichever node answers it.
+    const offRolesOut = iam.onRolesChanged(() => {
+      cluster
+        .publish('iam', { type: 'roles' })
+        .catch((err: unknown) => logger.warn({ err: String(err) }, 'role change not announced'));
+    });
+    const offRolesIn = cluster.subscribe('iam', () => {
+      iam.refreshRoles().catch((err: unknown) => logger.warn({ err: String(err) }, 'role refresh failed'));
+    });
+    closers.unshift(async () => {
+      offRolesOut();
+      offRolesIn();
+    });
     const crlHost = config.hostnames[0] ?? 'localhost';
     const publicBase = `https://${isIP(crlHost) === 6 ? `[${crlHost}]` : crlHost}:${config.http.port}`;
     const pki = createPkiService({

@@ -299,8 +299,10 @@ describe('authorization matrix: every route × every role × a foreign tenant', 
     const sas = await api<{ items: { id: string }[] }>('GET', '/api/v1/service-accounts');
     if (!sas.body.items.some((a) => a.id === fx.doomedServiceAccountId))
       problems.push('service account deleted');
-    const roles = await api<{ items: { name: string }[] }>('GET', '/api/v1/roles');
-    if (!roles.body.items.some((r) => r.name === fx.roleName)) problems.push('role deleted');
+    const roles = await api<{ items: { name: string; version?: number }[] }>('GET', '/api/v1/roles');
+    const role = roles.body.items.find((r) => r.name === fx.roleName);
+    if (!role) problems.push('role deleted');
+    else if (role.version !== 1) problems.push('role changed');
     return problems;
   };
 

@@ -111,6 +111,32 @@ describe('bulwark CLI: tokens, service accounts, users, roles, webhooks', () => 
     for (const r of ['owner', 'security-officer', 'reader']) assert.ok(out.includes(r), r);
   });
 
+  test('roles: update from a file (versioned), history, stale version and built-in refused', async () => {
+    const file = join(work.path, 'editor.json');
+    const statements = (...actions: string[]) => [
+      { effect: 'allow', actions, resources: ['bulwark:default:*'] },
+    ];
+    writeFileSync(file, JSON.stringify(statements('devices:read')));
+    await json('role', 'create', 'line-editor', '--file', file);
+    writeFileSync(file, JSON.stringify({ statements: statements('devices:read', 'fleets:read') }));
+    const r = await cli('role', 'update', 'line-editor', '--file', file, '--expected-version', '1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /updated role line-editor to version 2 \(1 statements\)/);
+    const history = await cli('role', 'versions', 'line-editor');
+    assert.equal(history.code, 0, history.stderr);
+    assert.match(history.stdout, /^2 .*devices:read,fleets:read$/m);
+    assert.match(history.stdout, /^1 .*devices:read$/m);
+    const stale = await cli('role', 'update', 'line-editor', '--file', file, '--expected-version', '1');
+    assert.notEqual(stale.code, 0);
+    assert.match(stale.stderr, /ERR_IAM_ROLE_CONFLICT/);
+    const builtin = await cli('role', 'update', 'viewer', '--file', file);
+    assert.notEqual(builtin.code, 0);
+    assert.match(builtin.stderr, /ERR_IAM_ROLE_INVALID/);
+    const usage = await cli('role', 'update', 'line-editor');
+    assert.notEqual(usage.code, 0);
+    assert.match(usage.stderr, /missing --file/);
+  });
+
   test('webhooks: create prints the signing secret; list; deliveries', async () => {
     const sa = await json<{ id: string }>('service-account', 'create', 'hooks', '--role', 'viewer');
     const r = await cli(

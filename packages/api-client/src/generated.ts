@@ -632,6 +632,27 @@ export type GetRolesResponse = {
     statements: Array<{
       [key: string]: unknown;
     }>;
+    version?: number;
+    updatedAt?: string | null;
+  }>;
+};
+
+export interface GetRolesByNameVersionsArgs {
+  params: {
+    name: string;
+  };
+}
+
+export type GetRolesByNameVersionsResponse = {
+  items?: Array<{
+    version: number;
+    deleted: boolean;
+    description: string | null;
+    statements: Array<{
+      [key: string]: unknown;
+    }>;
+    createdAt: string;
+    createdBy: string;
   }>;
 };
 
@@ -1547,6 +1568,8 @@ export type PostRolesResponse = {
   statements: Array<{
     [key: string]: unknown;
   }>;
+  version?: number;
+  updatedAt?: string | null;
 };
 
 export interface PostServiceAccountsArgs {
@@ -1780,6 +1803,30 @@ export interface PutPoliciesByIdArgs {
 
 export type PutPoliciesByIdResponse = void;
 
+export interface PutRolesByNameArgs {
+  params: {
+    name: string;
+  };
+  body: {
+    description?: string | null;
+    statements: Array<{
+      [key: string]: unknown;
+    }>;
+    expectedVersion?: number;
+  };
+}
+
+export type PutRolesByNameResponse = {
+  name: string;
+  builtin: boolean;
+  description?: string | null;
+  statements: Array<{
+    [key: string]: unknown;
+  }>;
+  version?: number;
+  updatedAt?: string | null;
+};
+
 export interface PutSettingsSecurityArgs {
   body: {
     mfaRequired: boolean;
@@ -1878,6 +1925,7 @@ export const operations = {
   getReleasesById: { method: 'GET', path: '/releases/{id}', action: 'releases:read' },
   getReleasesByIdSbom: { method: 'GET', path: '/releases/{id}/sbom', action: 'releases:read' },
   getRoles: { method: 'GET', path: '/roles', action: 'roles:read' },
+  getRolesByNameVersions: { method: 'GET', path: '/roles/{name}/versions', action: 'roles:read' },
   getServiceAccounts: { method: 'GET', path: '/service-accounts', action: 'accounts:read' },
   getSettingsSecurity: { method: 'GET', path: '/settings/security', action: 'idp:read' },
   getUsers: { method: 'GET', path: '/users', action: 'accounts:read' },
@@ -1987,6 +2035,7 @@ export const operations = {
   putEnrollmentSettings: { method: 'PUT', path: '/enrollment-settings', action: 'certs:issue' },
   putIdpOidc: { method: 'PUT', path: '/idp/oidc', action: 'idp:write' },
   putPoliciesById: { method: 'PUT', path: '/policies/{id}', action: 'policies:write' },
+  putRolesByName: { method: 'PUT', path: '/roles/{name}', action: 'roles:write' },
   putSettingsSecurity: { method: 'PUT', path: '/settings/security', action: 'idp:write' },
   putUsersByIdRole: { method: 'PUT', path: '/users/{id}/role', action: 'accounts:write' },
 } as const;
@@ -2270,6 +2319,11 @@ export function createOperations(t: ApiTransport) {
     async getRoles(): Promise<GetRolesResponse> {
       const r = await t.request('GET', '/roles', {});
       return r.body as GetRolesResponse;
+    },
+    /** Every version of a custom role, newest first (a deletion is a version too). Requires `roles:read`. */
+    async getRolesByNameVersions(args: GetRolesByNameVersionsArgs): Promise<GetRolesByNameVersionsResponse> {
+      const r = await t.request('GET', `/roles/${seg(args.params.name)}/versions`, {});
+      return r.body as GetRolesByNameVersionsResponse;
     },
     /** List service accounts (programs: extensions, microservices). Requires `accounts:read`. */
     async getServiceAccounts(): Promise<GetServiceAccountsResponse> {
@@ -2659,6 +2713,11 @@ export function createOperations(t: ApiTransport) {
     async putPoliciesById(args: PutPoliciesByIdArgs): Promise<PutPoliciesByIdResponse> {
       const r = await t.request('PUT', `/policies/${seg(args.params.id)}`, { body: args.body });
       return r.body as PutPoliciesByIdResponse;
+    },
+    /** Change a custom role's statements (only permissions you hold, now and after; never a role you hold; built-in roles never). Holders get the new permissions on their next request. Requires `roles:write`. */
+    async putRolesByName(args: PutRolesByNameArgs): Promise<PutRolesByNameResponse> {
+      const r = await t.request('PUT', `/roles/${seg(args.params.name)}`, { body: args.body });
+      return r.body as PutRolesByNameResponse;
     },
     /** Require MFA for everyone, or for some roles. Requires `idp:write`. */
     async putSettingsSecurity(args: PutSettingsSecurityArgs): Promise<PutSettingsSecurityResponse> {

@@ -884,6 +884,51 @@ export const errorCatalog = {
     title: 'No capability report',
     description: 'The device has not reported its capabilities yet.',
   },
+  ERR_IAM_ROLE_CONFLICT: {
+    kind: 'conflict',
+    title: 'Role changed meanwhile',
+    description:
+      'The custom role is no longer at the version the change was based on (`expectedVersion`); read it again and retry.',
+  },
+  ERR_AUTH_CLI_REDIRECT: {
+    kind: 'invalid',
+    title: 'Redirect not allowed',
+    description:
+      'A command-line sign-in returns only to the loopback address of the machine it started on (RFC 8252 §7.3): `http://127.0.0.1:<port>/<path>` or `http://[::1]:<port>/<path>`, no user info, query or fragment.',
+  },
+  ERR_AUTH_CLI_REQUEST: {
+    kind: 'unauthenticated',
+    title: 'Sign-in link unknown or used',
+    description:
+      'The command-line sign-in link names no pending sign-in: it expired (10 minutes), was already opened once, or never existed. Run `bulwark login --sso` again.',
+  },
+  ERR_AUTH_CLI_CODE_INVALID: {
+    kind: 'unauthenticated',
+    title: 'Sign-in code unknown or used',
+    description: 'The one-time code of a command-line sign-in is unknown or was already exchanged.',
+  },
+  ERR_AUTH_CLI_CODE_EXPIRED: {
+    kind: 'unauthenticated',
+    title: 'Sign-in code expired',
+    description: 'The one-time code of a command-line sign-in must be exchanged within 60 seconds.',
+  },
+  ERR_AUTH_CLI_VERIFIER: {
+    kind: 'unauthenticated',
+    title: 'Proof of the sign-in does not match',
+    description:
+      'The `codeVerifier` does not hash to the `codeChallenge` the sign-in started with (PKCE, RFC 7636): only the program that started it may finish it. The code is spent.',
+  },
+  ERR_POSTURE_FINDING_NOT_FOUND: {
+    kind: 'not_found',
+    title: 'Finding not found',
+    description: 'No posture finding with this id exists in the tenant.',
+  },
+  ERR_POSTURE_TAMPER_INVALID: {
+    kind: 'invalid',
+    title: 'Invalid tamper report',
+    description:
+      'A tamper report on `devices/{id}/events/tamper` is a JSON object `{kind, detail?, at?}`: `kind` of 1-64 letters, digits, `.`, `_` or `-`, `detail` at most 512 characters, `at` an ISO 8601 time.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -366,27 +366,116 @@ const roleCreate: Command = {
   },
   examples: ['bulwark role create fleet-reader --file fleet-reader.json'],
   async run(ctx) {
-    const file = required(ctx, 'file');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(await readFile(resolve(ctx.io.cwd, file), 'utf8'));
-    } catch (err) {
-      throw new CliError(`cannot read statements from ${file}: ${(err as Error).message}`);
-    }
-    const statements = Array.isArray(parsed) ? parsed : (parsed as { statements?: unknown }).statements;
-    if (!Array.isArray(statements)) throw new CliError(`${file} holds no list of statements`);
+    const statements = await readStatements(ctx);
     const description = flagString(ctx.flags, 'description');
     const r = await (
       await ctx.api()
     ).ops.postRoles({
       body: {
         name: ctx.positionals.name as string,
-        statements: statements as Record<string, unknown>[],
+        statements,
         ...(description !== undefined ? { description } : {}),
       },
     });
     if (ctx.json) ctx.printJson(r);
     else ctx.out(`created role ${r.name} (${r.statements.length} statements)\n`);
+  },
+};
+
+/** `--file`: a JSON list of policy statements, or an object with `statements`. */
+async function readStatements(ctx: Context): Promise<Record<string, unknown>[]> {
+  const file = required(ctx, 'file');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(resolve(ctx.io.cwd, file), 'utf8'));
+  } catch (err) {
+    throw new CliError(`cannot read statements from ${file}: ${(err as Error).message}`);
+  }
+  const statements = Array.isArray(parsed) ? parsed : (parsed as { statements?: unknown } | null)?.statements;
+  if (!Array.isArray(statements)) throw new CliError(`${file} holds no list of statements`);
+  return statements as Record<string, unknown>[];
+}
+
+const roleUpdate: Command = {
+  path: ['role', 'update'],
+  summary:
+    "Replace a custom role's statements (only permissions you hold, before and after; never a role you hold). Holders get them on their next request.",
+  positionals: [{ name: 'name', description: 'custom role name' }],
+  flags: {
+    file: { type: 'string', value: 'FILE', description: 'JSON file: a list of statements, or {statements}' },
+    description: { type: 'string', value: 'TEXT', description: 'new description (default: keep it)' },
+    'expected-version': {
+      type: 'string',
+      value: 'N',
+      description: 'refuse the change unless the role is still at version N (see `bulwark role versions`)',
+    },
+  },
+  examples: [
+    'bulwark role update fleet-reader --file fleet-reader.json',
+    'bulwark role update fleet-reader --file fleet-reader.json --expected-version 3',
+  ],
+  async run(ctx) {
+    const statements = await readStatements(ctx);
+    const description = flagString(ctx.flags, 'description');
+    const expectedVersion = flagInt(
+      ctx.flags,
+      'expected-version',
+      ctx.command.path,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    );
+    const r = await (
+      await ctx.api()
+    ).ops.putRolesByName({
+      params: { name: ctx.positionals.name as string },
+      body: {
+        statements,
+        ...(description !== undefined ? { description } : {}),
+        ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+      },
+    });
+    if (ctx.json) ctx.printJson(r);
+    else
+      ctx.out(`updated role ${r.name} to version ${r.version ?? '?'} (${r.statements.length} statements)\n`);
+  },
+};
+
+const roleVersions: Command = {
+  path: ['role', 'versions'],
+  summary: 'Every version of a custom role, newest first (a deletion is a version too).',
+  positionals: [{ name: 'name', description: 'custom role name' }],
+  flags: {},
+  examples: ['bulwark role versions fleet-reader', 'bulwark role versions fleet-reader --json'],
+  async run(ctx) {
+    const r = await (
+      await ctx.api()
+    ).ops.getRolesByNameVersions({ params: { name: ctx.positionals.name as string } });
+    if (ctx.json) {
+      ctx.printJson(r);
+      return;
+    }
+    const rows = (r.items ?? []) as {
+      version: number;
+      deleted: boolean;
+      createdAt: string;
+      createdBy: string;
+      statements: { actions?: string[] }[];
+    }[];
+    ctx.out(
+      formatTable(
+        [
+          { header: 'version', value: (x) => String(x.version) },
+          { header: 'at', value: (x) => x.createdAt },
+          { header: 'by', value: (x) => x.createdBy },
+          {
+            header: 'actions',
+            value: (x) =>
+              x.deleted ? '(deleted)' : x.statements.flatMap((st) => st.actions ?? []).join(','),
+          },
+        ],
+        rows,
+      ),
+    );
   },
 };
 
@@ -539,6 +628,8 @@ export const iamCommands: Command[] = [
   userSetRole,
   roleList,
   roleCreate,
+  roleUpdate,
+  roleVersions,
   webhookCreate,
   webhookList,
   webhookDeliveries,

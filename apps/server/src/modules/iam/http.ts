@@ -79,8 +79,29 @@ const roleSchema = {
     builtin: { type: 'boolean' },
     description: { type: ['string', 'null'] },
     statements: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    version: { type: 'integer', description: 'Custom roles: 1 when created, +1 with every change' },
+    updatedAt: { type: ['string', 'null'], format: 'date-time' },
   },
   required: ['name', 'builtin', 'statements'],
+} as const;
+const roleVersionSchema = {
+  type: 'object',
+  properties: {
+    version: { type: 'integer' },
+    deleted: { type: 'boolean' },
+    description: { type: ['string', 'null'] },
+    statements: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    createdAt: { type: 'string', format: 'date-time' },
+    createdBy: { type: 'string' },
+  },
+  required: ['version', 'deleted', 'description', 'statements', 'createdAt', 'createdBy'],
+} as const;
+const statementsSchema = {
+  type: 'array',
+  minItems: 1,
+  maxItems: 100,
+  items: { type: 'object' },
+  examples: [[{ effect: 'allow', actions: ['devices:read'], resources: ['bulwark:default:*'] }]],
 } as const;
 const sessionSchema = {
   type: 'object',
@@ -619,13 +640,7 @@ export function iamRoutes(deps: IamRouteDeps): HttpRoute[] {
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 64, examples: ['fleet-reader'] },
             description: { type: 'string', maxLength: 1024 },
-            statements: {
-              type: 'array',
-              minItems: 1,
-              maxItems: 100,
-              items: { type: 'object' },
-              examples: [[{ effect: 'allow', actions: ['devices:read'], resources: ['bulwark:default:*'] }]],
-            },
+            statements: statementsSchema,
           },
           required: ['name', 'statements'],
           additionalProperties: false,
@@ -635,6 +650,53 @@ export function iamRoutes(deps: IamRouteDeps): HttpRoute[] {
       status: 201,
       async handler(ctx) {
         return iam.createRole(ctx.principal, body(ctx));
+      },
+    },
+    {
+      method: 'PUT',
+      url: '/roles/:name',
+      summary:
+        "Change a custom role's statements (only permissions you hold, now and after; never a role you hold; built-in roles never). Holders get the new permissions on their next request.",
+      tags: ['roles'],
+      action: 'roles:write',
+      resource: (ctx) => res(ctx, 'role', ctx.params.name ?? ''),
+      schema: {
+        params: { type: 'object', properties: { name: roleName }, required: ['name'] },
+        body: {
+          type: 'object',
+          properties: {
+            description: { type: ['string', 'null'], maxLength: 1024 },
+            statements: statementsSchema,
+            expectedVersion: {
+              type: 'integer',
+              minimum: 1,
+              description: 'Refuse the change (ERR_IAM_ROLE_CONFLICT) unless the role is at this version',
+            },
+          },
+          required: ['statements'],
+          additionalProperties: false,
+        },
+        response: { 200: roleSchema },
+      },
+      async handler(ctx) {
+        return iam.updateRole(ctx.principal, ctx.params.name ?? '', body(ctx));
+      },
+    },
+    {
+      method: 'GET',
+      url: '/roles/:name/versions',
+      summary: 'Every version of a custom role, newest first (a deletion is a version too)',
+      tags: ['roles'],
+      action: 'roles:read',
+      resource: (ctx) => res(ctx, 'role', ctx.params.name ?? ''),
+      schema: {
+        params: { type: 'object', properties: { name: roleName }, required: ['name'] },
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: roleVersionSchema } } },
+        },
+      },
+      async handler(ctx) {
+        return { items: await iam.roleVersions(ctx.principal.tenant, ctx.params.name ?? '') };
       },
     },
     {

@@ -61,6 +61,22 @@ export interface CustomRole {
   readonly statements: readonly unknown[];
   readonly createdAt: number;
   readonly createdBy: string;
+  /** 1 when created; +1 with every change (numbering continues across a deletion). */
+  readonly version: number;
+  readonly updatedAt: number | null;
+  readonly updatedBy: string | null;
+}
+
+/** One version of a custom role as it was written (or its deletion). */
+export interface RoleVersion {
+  readonly tenant: string;
+  readonly name: string;
+  readonly version: number;
+  readonly deleted: boolean;
+  readonly description: string | null;
+  readonly statements: readonly unknown[];
+  readonly createdAt: number;
+  readonly createdBy: string;
 }
 
 export interface SessionRecord {
@@ -159,9 +175,22 @@ export interface IamStore {
   revokeTokensOf(accountId: string, now: number): Promise<number>;
   touchToken(id: string, now: number): Promise<void>;
 
-  insertRole(r: CustomRole): Promise<void>;
+  /** Inserts the role and its first version (numbered after any earlier role of the same name). */
+  insertRole(r: Omit<CustomRole, 'version' | 'updatedAt' | 'updatedBy'>): Promise<CustomRole>;
   listRoles(tenant?: string): Promise<CustomRole[]>;
-  deleteRole(tenant: string, name: string): Promise<boolean>;
+  /**
+   * Replaces the role's description and statements if it is still at `fromVersion`, and records the
+   * new version; undefined when the role is gone or was changed meanwhile.
+   */
+  updateRole(
+    tenant: string,
+    name: string,
+    fromVersion: number,
+    patch: { description: string | null; statements: readonly unknown[]; at: number; by: string },
+  ): Promise<CustomRole | undefined>;
+  /** Deletes the role and records the deletion as its last version. */
+  deleteRole(tenant: string, name: string, at: number, by: string): Promise<boolean>;
+  listRoleVersions(tenant: string, name: string): Promise<RoleVersion[]>;
 
   insertSession(s: SessionRecord): Promise<void>;
   getSession(id: string): Promise<SessionRecord | undefined>;

@@ -16,6 +16,7 @@ import type {
   AccountKind,
   CustomRole,
   IamStore,
+  RoleVersion,
   OidcRelyingParty,
   Sealer,
   TokenRecord,
@@ -107,6 +108,18 @@ export interface RoleView {
   builtin: boolean;
   description: string | null;
   statements: readonly unknown[];
+  /** Custom roles: the current version (1 when created, +1 with every change). */
+  version?: number;
+  updatedAt?: string | null;
+}
+
+export interface RoleVersionView {
+  version: number;
+  deleted: boolean;
+  description: string | null;
+  statements: readonly unknown[];
+  createdAt: string;
+  createdBy: string;
 }
 
 export interface IamDeps {
@@ -170,9 +183,15 @@ export function createIamService(deps: IamDeps) {
     const all = await store.listRoles();
     const next = new Map(all.map((r) => [roleKey(r.tenant, r.name), { role: r, document: documentOf(r) }]));
     const sig = (m: typeof next) =>
-      JSON.stringify([...m.entries()].map(([k, v]) => [k, v.role.statements, v.role.createdAt]));
+      JSON.stringify([...m.entries()].map(([k, v]) => [k, v.role.statements, v.role.version]));
     if (sig(next) !== sig(customRoles)) revision++;
     customRoles = next;
+  };
+  // Told when this node changed a custom role (app.ts tells the other nodes, which then refresh).
+  const roleListeners = new Set<() => void>();
+  const rolesChanged = async () => {
+    await refreshRoles();
+    for (const l of roleListeners) l();
   };
 
   const isBuiltinRole = (name: string) => Object.hasOwn(rolePolicies, name);
@@ -200,6 +219,56 @@ export function createIamService(deps: IamDeps) {
     const c = policy.covers(actor as Principal, requested);
     if (!c.covered) throw escalation(what, c.missing);
   };
+
+  /** A custom role's statements as a policy document of the tenant, or ERR_IAM_ROLE_INVALID. */
+  const roleDocument = (
+    tenant: string,
+    name: string,
+    description: string | null,
+    statements: unknown,
+  ): PolicyDocument => {
+    try {
+      return validatePolicyDocument(
+        { id: name, ...(description !== null ? { description } : {}), statements },
+        tenant,
+      );
+    } catch (err) {
+      const e = err as AppError;
+      throw new AppError('ERR_IAM_ROLE_INVALID', e.message, e.errors ? { errors: e.errors } : {});
+    }
+  };
+
+  /** Throws ERR_IAM_ESCALATION unless the actor holds everything a holder of `doc` would hold. */
+  const requireCoversRole = (actor: Actor, name: string, doc: PolicyDocument, what: string) => {
+    const grantor = {
+      principal: actor as Principal,
+      documents: policy.documentsFor(actor as Principal).map((d) => d.document),
+    };
+    const requested = {
+      principal: { type: 'user', id: '*role-holder*', tenant: actor.tenant, role: name } as Principal,
+      documents: [doc],
+    };
+    const c = coversPermissions(grantor, requested);
+    if (!c.covered) throw escalation(what, c.missing);
+  };
+
+  const customRoleView = (r: CustomRole): RoleView => ({
+    name: r.name,
+    builtin: false,
+    description: r.description,
+    statements: r.statements,
+    version: r.version,
+    updatedAt: r.updatedAt === null ? null : new Date(r.updatedAt).toISOString(),
+  });
+
+  const roleVersionView = (v: RoleVersion): RoleVersionView => ({
+    version: v.version,
+    deleted: v.deleted,
+    description: v.description,
+    statements: v.statements,
+    createdAt: new Date(v.createdAt).toISOString(),
+    createdBy: v.createdBy,
+  });
 
   const actorOf = (actor: Actor) => ({ type: actor.type, id: actor.id });
 
@@ -612,67 +681,96 @@ export function createIamService(deps: IamDeps) {
       }));
       const custom = [...customRoles.values()]
         .filter((r) => r.role.tenant === tenant)
-        .map(({ role: r }) => ({
-          name: r.name,
-          builtin: false,
-          description: r.description,
-          statements: r.statements,
-        }));
+        .map(({ role: r }) => customRoleView(r));
       return [...builtin, ...custom];
     },
 
     async createRole(actor: Actor, input: { name: string; description?: string; statements: unknown }) {
       if (!ROLE_NAME.test(input.name)) throw new AppError('ERR_IAM_ROLE_INVALID', 'Invalid role name');
       if (roleExists(actor.tenant, input.name)) throw new AppError('ERR_IAM_ROLE_EXISTS');
-      let doc: PolicyDocument;
-      try {
-        doc = validatePolicyDocument(
-          {
-            id: input.name,
-            ...(input.description !== undefined ? { description: input.description } : {}),
-            statements: input.statements,
-          },
-          actor.tenant,
-        );
-      } catch (err) {
-        const e = err as AppError;
-        throw new AppError('ERR_IAM_ROLE_INVALID', e.message, e.errors ? { errors: e.errors } : {});
-      }
+      const doc = roleDocument(actor.tenant, input.name, input.description ?? null, input.statements);
       // The role's holders would get what it says: the creator must hold all of it.
-      const grantor = {
-        principal: actor as Principal,
-        documents: policy.documentsFor(actor as Principal).map((d) => d.document),
-      };
-      const requested = {
-        principal: {
-          type: 'user',
-          id: '*new-role-holder*',
-          tenant: actor.tenant,
-          role: input.name,
-        } as Principal,
-        documents: [doc],
-      };
-      const c = coversPermissions(grantor, requested);
-      if (!c.covered) throw escalation('This role', c.missing);
-      const role: CustomRole = {
+      requireCoversRole(actor, input.name, doc, 'This role');
+      const role = await store.insertRole({
         tenant: actor.tenant,
         name: input.name,
         description: input.description ?? null,
         statements: doc.statements,
         createdAt: clock.now(),
         createdBy: actor.id,
-      };
-      await store.insertRole(role);
-      await refreshRoles();
+      });
+      await rolesChanged();
       await audit.record({
         tenant: actor.tenant,
         actor: actorOf(actor),
         action: 'role.create',
         target: { type: 'role', id: role.name },
         outcome: 'success',
-        details: { statements: role.statements },
+        details: { version: role.version, statements: role.statements },
       });
-      return { name: role.name, builtin: false, description: role.description, statements: role.statements };
+      return customRoleView(role);
+    },
+
+    /**
+     * Replaces a custom role's statements (and description, when given). Only with permissions the
+     * caller holds, both those the role grants now and those it will grant; never a role the caller
+     * holds itself; never a built-in role. Holders get the new permissions on their next request.
+     */
+    async updateRole(
+      actor: Actor,
+      name: string,
+      input: { description?: string | null; statements: unknown; expectedVersion?: number },
+    ) {
+      if (isBuiltinRole(name)) throw new AppError('ERR_IAM_ROLE_INVALID', 'Built-in roles cannot be changed');
+      await refreshRoles(); // another node may have changed it a moment ago
+      const current = customRoles.get(roleKey(actor.tenant, name));
+      if (!current) throw new AppError('ERR_IAM_ROLE_NOT_FOUND');
+      if (actor.role === name)
+        throw new AppError('ERR_IAM_SELF_CHANGE', 'You cannot change a role you hold yourself');
+      if (input.expectedVersion !== undefined && input.expectedVersion !== current.role.version)
+        throw new AppError('ERR_IAM_ROLE_CONFLICT', undefined, {
+          detail: `expected version ${input.expectedVersion}, the role is at ${current.role.version}`,
+        });
+      const description = input.description === undefined ? current.role.description : input.description;
+      const doc = roleDocument(actor.tenant, name, description, input.statements);
+      // Changing what holders may do is granting (the new statements) and taking away (the old ones):
+      // the caller must hold both, like changing an account's role needs holding what it holds.
+      requireCoversRole(actor, name, current.document, 'Changing this role');
+      requireCoversRole(actor, name, doc, 'This role');
+      const updated = await store.updateRole(actor.tenant, name, current.role.version, {
+        description,
+        statements: doc.statements,
+        at: clock.now(),
+        by: actor.id,
+      });
+      if (!updated) throw new AppError('ERR_IAM_ROLE_CONFLICT', undefined, { detail: 'changed meanwhile' });
+      await rolesChanged();
+      await audit.record({
+        tenant: actor.tenant,
+        actor: actorOf(actor),
+        action: 'role.update',
+        target: { type: 'role', id: name },
+        outcome: 'success',
+        details: {
+          version: updated.version,
+          from: { version: current.role.version, statements: current.role.statements },
+          statements: updated.statements,
+        },
+      });
+      return customRoleView(updated);
+    },
+
+    async roleVersions(tenant: string, name: string): Promise<RoleVersionView[]> {
+      if (isBuiltinRole(name)) throw new AppError('ERR_IAM_ROLE_INVALID', 'Built-in roles have no versions');
+      const versions = await store.listRoleVersions(tenant, name);
+      if (versions.length === 0) throw new AppError('ERR_IAM_ROLE_NOT_FOUND');
+      return versions.map(roleVersionView);
+    },
+
+    /** Called when this node changed a custom role; app.ts tells the other nodes. */
+    onRolesChanged(listener: () => void): () => void {
+      roleListeners.add(listener);
+      return () => roleListeners.delete(listener);
     },
 
     async deleteRole(actor: Actor, name: string) {
@@ -685,8 +783,8 @@ export function createIamService(deps: IamDeps) {
         idp?.roleMappings.some((m) => m.role === name)
       )
         throw new AppError('ERR_IAM_ROLE_IN_USE');
-      await store.deleteRole(actor.tenant, name);
-      await refreshRoles();
+      await store.deleteRole(actor.tenant, name, clock.now(), actor.id);
+      await rolesChanged();
       await audit.record({
         tenant: actor.tenant,
         actor: actorOf(actor),

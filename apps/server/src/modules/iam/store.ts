@@ -7,6 +7,7 @@ import type {
   IdpConfig,
   OidcPending,
   PasswordToken,
+  RoleVersion,
   SessionRecord,
   TokenRecord,
 } from './model.ts';
@@ -61,6 +62,20 @@ const session = (r: Row): SessionRecord => ({
 const role = (r: Row): CustomRole => ({
   tenant: String(r.tenant_id),
   name: String(r.name),
+  description: str(r.description),
+  statements: JSON.parse(String(r.statements)) as unknown[],
+  createdAt: Number(r.created_at),
+  createdBy: String(r.created_by),
+  version: Number(r.version ?? 1),
+  updatedAt: num(r.updated_at),
+  updatedBy: str(r.updated_by),
+});
+
+const roleVersion = (r: Row): RoleVersion => ({
+  tenant: String(r.tenant_id),
+  name: String(r.name),
+  version: Number(r.version),
+  deleted: Number(r.deleted) === 1,
   description: str(r.description),
   statements: JSON.parse(String(r.statements)) as unknown[],
   createdAt: Number(r.created_at),
@@ -265,10 +280,40 @@ export function createIamStore(db: Db): IamStore {
     },
 
     async insertRole(r) {
-      await db.run(
-        'INSERT INTO roles (tenant_id, name, description, statements, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)',
-        [r.tenant, r.name, r.description, JSON.stringify(r.statements), r.createdAt, r.createdBy],
-      );
+      return db.transaction(async (tx) => {
+        const last = await tx.get<Row>(
+          'SELECT MAX(version) AS v FROM role_versions WHERE tenant_id = ? AND name = ?',
+          [r.tenant, r.name],
+        );
+        const version = Number(last?.v ?? 0) + 1;
+        const statements = JSON.stringify(r.statements);
+        await tx.run(
+          'INSERT INTO roles (tenant_id, name, description, statements, created_at, created_by, version) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          [r.tenant, r.name, r.description, statements, r.createdAt, r.createdBy, version],
+        );
+        await tx.run(
+          'INSERT INTO role_versions (tenant_id, name, version, deleted, description, statements, created_at, created_by) VALUES (?, ?, ?, 0, ?, ?, ?, ?)',
+          [r.tenant, r.name, version, r.description, statements, r.createdAt, r.createdBy],
+        );
+        return { ...r, version, updatedAt: null, updatedBy: null };
+      });
+    },
+    async updateRole(tenant, name, fromVersion, patch) {
+      return db.transaction(async (tx) => {
+        const statements = JSON.stringify(patch.statements);
+        // Compare-and-set on the version: two writers never both build on the same version.
+        const { changes } = await tx.run(
+          'UPDATE roles SET description = ?, statements = ?, version = ?, updated_at = ?, updated_by = ? WHERE tenant_id = ? AND name = ? AND version = ?',
+          [patch.description, statements, fromVersion + 1, patch.at, patch.by, tenant, name, fromVersion],
+        );
+        if (changes !== 1) return undefined;
+        await tx.run(
+          'INSERT INTO role_versions (tenant_id, name, version, deleted, description, statements, created_at, created_by) VALUES (?, ?, ?, 0, ?, ?, ?, ?)',
+          [tenant, name, fromVersion + 1, patch.description, statements, patch.at, patch.by],
+        );
+        const r = await tx.get<Row>('SELECT * FROM roles WHERE tenant_id = ? AND name = ?', [tenant, name]);
+        return r && role(r);
+      });
     },
     async listRoles(tenant) {
       const rows =
@@ -277,9 +322,28 @@ export function createIamStore(db: Db): IamStore {
           : await db.all<Row>('SELECT * FROM roles WHERE tenant_id = ? ORDER BY name', [tenant]);
       return rows.map(role);
     },
-    async deleteRole(tenant, name) {
-      const { changes } = await db.run('DELETE FROM roles WHERE tenant_id = ? AND name = ?', [tenant, name]);
-      return changes === 1;
+    async deleteRole(tenant, name, at, by) {
+      return db.transaction(async (tx) => {
+        const r = await tx.get<Row>('SELECT * FROM roles WHERE tenant_id = ? AND name = ?', [tenant, name]);
+        if (!r) return false;
+        const { changes } = await tx.run('DELETE FROM roles WHERE tenant_id = ? AND name = ?', [
+          tenant,
+          name,
+        ]);
+        if (changes !== 1) return false;
+        await tx.run(
+          'INSERT INTO role_versions (tenant_id, name, version, deleted, description, statements, created_at, created_by) VALUES (?, ?, ?, 1, ?, ?, ?, ?)',
+          [tenant, name, Number(r.version ?? 1) + 1, str(r.description), String(r.statements), at, by],
+        );
+        return true;
+      });
+    },
+    async listRoleVersions(tenant, name) {
+      const rows = await db.all<Row>(
+        'SELECT * FROM role_versions WHERE tenant_id = ? AND name = ? ORDER BY version DESC',
+        [tenant, name],
+      );
+      return rows.map(roleVersion);
     },
 
     async insertSession(s) {
