@@ -259,7 +259,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         },
         async account(tenant, id) {
           const a = await iamStore.getAccount(id);
-          return a && a.tenant === tenant ? { kind: a.kind, role: a.role } : undefined;
+          return a && a.tenant === tenant
+            ? { kind: a.kind, role: a.role, boundaries: late.iam?.roleDirectory.boundaries(a) ?? [] }
+            : undefined;
         },
       },
     });

@@ -293,6 +293,49 @@ describe('policies end to end', () => {
     assert.equal(e.body.allowed, true);
     assert.deepEqual(e.body.matched[0]?.attachedAt, [{ type: 'role', id: 'owner' }]);
 
+    // A program whose role is limited to a fleet subtree: the role's policy allows, the boundary decides.
+    const scoped = await api<{ id: string }>('POST', '/service-accounts', {
+      name: 'line-bridge',
+      role: 'operator',
+      fleet: 'plant-b',
+    });
+    assert.equal(scoped.status, 201, JSON.stringify(scoped.body));
+    type Explained = {
+      allowed: boolean;
+      outcome: string;
+      boundaries: { boundary: { kind: string; fleet?: string }; allowed: boolean }[];
+    };
+    const explainFor = (resource: string) =>
+      api<Explained>('POST', '/policies/explain', {
+        principal: { type: 'service', id: scoped.body.id },
+        action: 'devices:write',
+        resource,
+      });
+    const outside = await explainFor('device/robot-1'); // robot-1 sits in plant-a/line-3
+    assert.equal(outside.status, 200, JSON.stringify(outside.body));
+    assert.equal(outside.body.allowed, false);
+    assert.equal(outside.body.outcome, 'boundary-deny');
+    assert.deepEqual(outside.body.boundaries, [
+      { boundary: { kind: 'role-scope', fleet: 'plant-b' }, allowed: false },
+    ]);
+    const inside = await explainFor('fleet/plant-b');
+    assert.equal(inside.body.outcome, 'allow', JSON.stringify(inside.body));
+    assert.deepEqual(inside.body.boundaries, [
+      { boundary: { kind: 'role-scope', fleet: 'plant-b' }, allowed: true },
+    ]);
+    // The explanation agrees with what the API decides for that program.
+    const minted = await api<{ secret: string }>('POST', `/accounts/${scoped.body.id}/tokens`, {
+      name: 'probe',
+    });
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    const asIt = await p.api(
+      'PATCH',
+      '/api/v1/devices/robot-1',
+      { attributes: { x: '1' } },
+      minted.body.secret,
+    );
+    assert.equal(asIt.status, 403);
+
     await enrollDevice(p, 'robot-2');
     await api('POST', '/devices/robot-2/move', { fleet: 'plant-b' });
     await api('POST', '/policies', {

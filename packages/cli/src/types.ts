@@ -150,7 +150,7 @@ export interface Explanation {
   action: string;
   resource: string;
   allowed: boolean;
-  outcome: 'allow' | 'deny' | 'implicit-deny';
+  outcome: 'allow' | 'deny' | 'implicit-deny' | 'boundary-deny';
   matched: {
     policy: string;
     version: number;
@@ -160,6 +160,11 @@ export interface Explanation {
     attachedAt: AttachmentPointRef[];
   }[];
   evaluated: { policy: string; version: number; attachedAt: AttachmentPointRef[] }[];
+  /** People and programs: each permission boundary and whether it lets the request through. */
+  boundaries?: {
+    boundary: { kind: string; actions?: string[]; fleet?: string; selfOnly?: boolean };
+    allowed: boolean;
+  }[];
 }
 
 export interface ExplainInput {

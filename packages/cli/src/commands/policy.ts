@@ -298,7 +298,9 @@ const explain: Command = {
           ? 'ALLOWED'
           : e.outcome === 'deny'
             ? 'DENIED by an explicit deny'
-            : 'DENIED: no statement allows it';
+            : e.outcome === 'boundary-deny'
+              ? 'DENIED by a permission boundary (the policies alone would allow it)'
+              : 'DENIED: no statement allows it';
       const lines = [`${head}: ${e.action} on ${e.resource}`];
       for (const m of e.matched)
         lines.push(
@@ -310,6 +312,15 @@ const explain: Command = {
           (d) => `  ${d.policy} v${d.version} (${d.attachedAt.map((a) => `${a.type}:${a.id}`).join(', ')})`,
         ),
       );
+      const fences = e.boundaries ?? [];
+      if (fences.length > 0)
+        lines.push(
+          'boundaries:',
+          ...fences.map(
+            (v) =>
+              `  ${v.allowed ? 'passes' : 'REFUSES'} ${v.boundary.kind}${v.boundary.fleet !== undefined ? ` (fleet ${v.boundary.fleet})` : ''}${v.boundary.actions ? ` (actions ${v.boundary.actions.join(', ')})` : ''}${v.boundary.selfOnly ? ' (own account only)' : ''}`,
+          ),
+        );
       ctx.out(lines.join('\n') + '\n');
     }
     return e.allowed ? 0 : 1;

@@ -392,6 +392,8 @@ export function createIamService(deps: IamDeps) {
     roleDirectory: {
       document: (tenant: string, name: string) => customRoles.get(roleKey(tenant, name))?.document,
       revision: () => revision,
+      /** An account's standing permission boundaries (a fleet-scoped role), for explain. */
+      boundaries: accountBoundaries,
     },
     async load() {
       await refreshRoles();

@@ -40,6 +40,11 @@ export function boundaryDocument(b: Boundary): PolicyDocument {
   };
 }
 
+export interface BoundaryVerdict {
+  readonly boundary: Boundary;
+  readonly allowed: boolean;
+}
+
 export interface BoundaryChecker {
   /** `decision` is what the principal's documents said; narrowed to a denial when a boundary refuses. */
   check(
@@ -49,6 +54,13 @@ export interface BoundaryChecker {
     context: AuthorizeContext | undefined,
     decision: Decision,
   ): Decision;
+  /** Every boundary of the principal and whether it lets the request through (explain). */
+  verdicts(
+    principal: Principal,
+    action: string,
+    resource: string,
+    context: AuthorizeContext | undefined,
+  ): BoundaryVerdict[];
 }
 
 export function createBoundaryChecker(now: () => number): BoundaryChecker {
@@ -63,29 +75,42 @@ export function createBoundaryChecker(now: () => number): BoundaryChecker {
     }
     return c;
   };
+  const passes = (
+    principal: Principal,
+    b: Boundary,
+    action: string,
+    resource: string,
+    context: AuthorizeContext | undefined,
+  ) => {
+    // An object placed in a fleet (a device in plant-a/line-3) is inside a fleet boundary when its
+    // fleet is; the caller says where the object is through context.resourceFleet.
+    const inFleet =
+      b.fleet !== undefined &&
+      context?.resourceFleet !== undefined &&
+      resource.startsWith(`bulwark:${principal.tenant}:`) &&
+      FLEET_PATH.test(context.resourceFleet) &&
+      fleetWithin(context.resourceFleet, b.fleet);
+    const target = inFleet ? `bulwark:${principal.tenant}:fleet/${context?.resourceFleet ?? ''}` : resource;
+    return compiled(principal, b).decide(action, target, context).allowed;
+  };
   return {
     check(principal, action, resource, context, decision) {
       if (!decision.allowed || principal.type === 'device') return decision;
       for (const b of principal.boundaries ?? []) {
-        // An object placed in a fleet (a device in plant-a/line-3) is inside a fleet boundary when its
-        // fleet is; the caller says where the object is through context.resourceFleet.
-        const inFleet =
-          b.fleet !== undefined &&
-          context?.resourceFleet !== undefined &&
-          resource.startsWith(`bulwark:${principal.tenant}:`) &&
-          FLEET_PATH.test(context.resourceFleet) &&
-          fleetWithin(context.resourceFleet, b.fleet);
-        const target = inFleet
-          ? `bulwark:${principal.tenant}:fleet/${context?.resourceFleet ?? ''}`
-          : resource;
-        const d = compiled(principal, b).decide(action, target, context);
-        if (!d.allowed)
+        if (!passes(principal, b, action, resource, context))
           return {
             allowed: false,
             matched: [{ policy: `boundary:${b.kind}`, sid: b.kind, statement: 0, effect: 'deny' }],
           };
       }
       return decision;
+    },
+    verdicts(principal, action, resource, context) {
+      if (principal.type === 'device') return [];
+      return (principal.boundaries ?? []).map((boundary) => ({
+        boundary,
+        allowed: passes(principal, boundary, action, resource, context),
+      }));
     },
   };
 }

@@ -18,6 +18,7 @@ import {
   type AttachmentPoint,
   type AttachmentTargetType,
   type AuthorizeContext,
+  type Boundary,
   type ChangeScope,
   type Decision,
   type EffectiveDocument,
@@ -50,7 +51,11 @@ export interface PolicyDirectory {
     page: { limit: number; after?: string },
   ): Promise<DevicePlacement[]>;
   targetExists(tenant: string, type: 'fleet' | 'group' | 'device', id: string): Promise<boolean>;
-  account(tenant: string, id: string): Promise<{ kind: 'user' | 'service'; role: string } | undefined>;
+  /** A person's or program's account: its role and standing boundaries (a fleet-scoped role...). */
+  account(
+    tenant: string,
+    id: string,
+  ): Promise<{ kind: 'user' | 'service'; role: string; boundaries?: readonly Boundary[] } | undefined>;
 }
 
 export interface PolicyActor {
@@ -82,8 +87,12 @@ export interface Explanation {
   readonly action: string;
   readonly resource: string;
   readonly allowed: boolean;
-  /** allow: an allow matched and no deny; deny: a deny matched; implicit-deny: nothing matched. */
-  readonly outcome: 'allow' | 'deny' | 'implicit-deny';
+  /**
+   * allow: an allow matched, no deny, and every boundary lets it through; deny: a deny matched;
+   * implicit-deny: nothing matched; boundary-deny: the policies allow it but a permission boundary
+   * (token scope, fleet-scoped role, MFA enrollment pending) does not.
+   */
+  readonly outcome: 'allow' | 'deny' | 'implicit-deny' | 'boundary-deny';
   readonly matched: readonly {
     readonly policy: string;
     readonly version: number;
@@ -98,6 +107,8 @@ export interface Explanation {
     readonly version: number;
     readonly attachedAt: readonly AttachmentPoint[];
   }[];
+  /** The principal's permission boundaries (people and programs) and whether each lets the request through. */
+  readonly boundaries: readonly { readonly boundary: Boundary; readonly allowed: boolean }[];
 }
 
 export type DiffProposal =
@@ -510,7 +521,13 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
     const a = await deps.directory?.account(tenant, who.id);
     if (!a || a.kind !== who.type)
       throw new AppError('ERR_POLICY_PRINCIPAL_NOT_FOUND', `No ${who.type} ${who.id} in this tenant`);
-    return { type: a.kind, id: who.id, tenant, role: a.role };
+    return {
+      type: a.kind,
+      id: who.id,
+      tenant,
+      role: a.role,
+      ...(a.boundaries && a.boundaries.length > 0 ? { boundaries: a.boundaries } : {}),
+    };
   };
 
   /** Shorthand `topic/a/b` is `bulwark:<tenant>:topic/a/b`; a full name must be in the caller's tenant. */
@@ -693,14 +710,30 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
       const principal = await principalOf(tenant, req.principal);
       const resource = fullResource(tenant, req.resource);
       const compiled = compile(principal, documentsFor(principal), { now });
-      const d = compiled.decide(req.action, resource, req.context);
+      // A fleet boundary needs to know where a device sits, as the HTTP transport finds it out.
+      let context = req.context;
+      const device = /^bulwark:[^:]+:device\/([^/]+)/.exec(resource);
+      const fenced = principal.type !== 'device' && principal.boundaries?.some((b) => b.fleet !== undefined);
+      if (context?.resourceFleet === undefined && device?.[1] && fenced) {
+        const placed = await deps.directory?.device(tenant, device[1]);
+        if (placed) context = { ...context, resourceFleet: placed.fleet };
+      }
+      const d = compiled.decide(req.action, resource, context);
+      const verdicts = boundaries.verdicts(principal, req.action, resource, context);
+      const narrowed = d.allowed && verdicts.some((v) => !v.allowed);
       const docOf = new Map(compiled.documents.map((e) => [e.document.id, e]));
       return {
         principal,
         action: req.action,
         resource,
-        allowed: d.allowed,
-        outcome: d.allowed ? 'allow' : d.matched.length > 0 ? 'deny' : 'implicit-deny',
+        allowed: d.allowed && !narrowed,
+        outcome: narrowed
+          ? 'boundary-deny'
+          : d.allowed
+            ? 'allow'
+            : d.matched.length > 0
+              ? 'deny'
+              : 'implicit-deny',
         matched: d.matched.map((m) => ({
           policy: m.policy,
           version: docOf.get(m.policy)?.version ?? 0,
@@ -714,6 +747,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
           version: e.version,
           attachedAt: e.attachedAt,
         })),
+        boundaries: verdicts,
       };
     },
     async diff(tenant, proposal, options = {}) {
