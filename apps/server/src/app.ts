@@ -58,9 +58,18 @@ import {
 import {
   createPolicyService,
   createPolicyStore,
+  lintPolicy,
   policyRoutes,
   type PolicyService,
 } from './modules/policy/index.ts';
+import {
+  createPostureService,
+  createPostureStore,
+  findingView,
+  postureRoutes,
+  tamperMessageHandler,
+  type PostureService,
+} from './modules/posture/index.ts';
 import {
   checkWebhookUrl,
   createWebhookService,
@@ -110,6 +119,7 @@ export interface App {
     policy: PolicyService;
     ota: { repository: RepositoryService; campaigns: CampaignService };
     webhooks: WebhookService;
+    posture: PostureService;
   };
   readonly paths: { caFile: string; serverCert: string; serverKey: string; initialTokenFile: string };
   /** Set on the first start only: where the owner's one-time token was written. */
@@ -170,15 +180,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         .publish(e)
         .catch((err: unknown) => logger.warn({ err: String(err), type: e.type }, 'webhook event not queued'));
     };
+    // A policy written or deleted: its lint findings become posture findings (set once posture exists).
+    const policyWrittenRef: { current?: (entry: Parameters<typeof auditLog.record>[0]) => void } = {};
     const audit: typeof auditLog = {
       ...auditLog,
       async record(entry) {
         await auditLog.record(entry);
         offerEvent(webhooksRef.current?.fromAudit(entry));
+        policyWrittenRef.current?.(entry);
       },
       recordLater(entry) {
         auditLog.recordLater(entry);
         offerEvent(webhooksRef.current?.fromAudit(entry));
+        policyWrittenRef.current?.(entry);
       },
     };
     const iamStore = createIamStore(db);
@@ -263,6 +277,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
             ? { kind: a.kind, role: a.role, boundaries: late.iam?.roleDirectory.boundaries(a) ?? [] }
             : undefined;
         },
+        async accounts(tenant) {
+          const all = await Promise.all(
+            (['user', 'service'] as const).map((kind) => iamStore.listAccounts(tenant, kind)),
+          );
+          return all.flat().map((a) => ({
+            id: a.id,
+            kind: a.kind,
+            role: a.role,
+            boundaries: late.iam?.roleDirectory.boundaries(a) ?? [],
+          }));
+        },
       },
     });
     await policy.load();
@@ -311,6 +336,59 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
     await webhooks.load();
     webhooksRef.current = webhooks;
+    // Security posture: findings from capability reports, policy lint and tamper reports. Each new (or
+    // reopened) finding is a posture.finding event for the subscribers allowed to read it: posture:read,
+    // and for a finding about a device, the device's fleet.
+    const posture = createPostureService({
+      store: createPostureStore(db),
+      clock,
+      ids,
+      opened(f) {
+        const { id, ...view } = findingView(f);
+        (f.deviceId ? devices.placement(f.tenant, f.deviceId) : Promise.resolve(undefined))
+          .then((placement) => {
+            const fleet = placement?.device.fleet;
+            offerEvent({
+              type: 'posture.finding',
+              tenant: f.tenant,
+              action: 'posture:read',
+              resource: `bulwark:${f.tenant}:posture/${id}`,
+              ...(fleet ? { resourceFleet: fleet } : {}),
+              data: { findingId: id, ...view },
+            });
+          })
+          .catch((err: unknown) =>
+            logger.warn({ err: String(err), finding: id }, 'posture event not offered'),
+          );
+      },
+    });
+    policyWrittenRef.current = (entry) => {
+      if (entry.outcome !== 'success' || !entry.tenant || entry.target?.type !== 'policy') return;
+      if (!['policy.create', 'policy.update', 'policy.delete'].includes(entry.action)) return;
+      const { tenant } = entry;
+      const id = entry.target.id;
+      let lint: ReturnType<typeof lintPolicy> | null = null;
+      if (entry.action !== 'policy.delete') {
+        try {
+          lint = lintPolicy(policy.get(tenant, id).document);
+        } catch {
+          return; // deleted meanwhile: the deletion's own entry follows
+        }
+      }
+      posture
+        .policyWritten(tenant, id, lint)
+        .catch((err: unknown) =>
+          logger.warn({ err: String(err), policy: id }, 'policy posture not recorded'),
+        );
+    };
+    const offPostureDevices = devices.onEvent((e) => {
+      if (e.type !== 'deleted') return;
+      posture
+        .deviceDeleted(e.tenant, e.deviceId)
+        .catch((err: unknown) =>
+          logger.warn({ err: String(err), deviceId: e.deviceId }, 'posture cleanup failed'),
+        );
+    });
     const deviceEvent = (type: 'device.connected' | 'device.disconnected', t: string, deviceId: string) =>
       offerEvent({
         type,
@@ -470,8 +548,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       publish: (m) => mqtt.broker.publish(m),
       isConnected: (t, id) => mqtt.isConnected(t, id),
       deviceExists: async (t, id) => void (await devices.get(t, id)),
-      // A new capability version: dynamic groups re-evaluated, the device's live policy recompiled.
-      capabilitiesStored: (t, id) => devices.capabilitiesChanged(t, id),
+      // A new capability version: dynamic groups re-evaluated, the device's live policy recompiled, and
+      // what it shows about the device's security (listening ports, weak or missing capabilities).
+      capabilitiesStored: async (t, id, _version, report) => {
+        await Promise.all([devices.capabilitiesChanged(t, id), posture.capabilitiesReported(t, id, report)]);
+      },
     });
     const offCommandDevices = devices.onEvent((e) => {
       if (e.type !== 'deleted') return;
@@ -512,6 +593,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger.warn({ err: String(err), deviceId }, 'retained desired state not published'),
     );
     const otaMessages = otaMessageHandler(campaigns);
+    const tamperMessages = tamperMessageHandler(posture);
     // Campaign steps that depend on time (rate limit, windows, timeouts) and timestamp re-signing.
     const campaignTimer = setInterval(() => {
       void campaigns
@@ -563,7 +645,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       deviceMessages: {
         async handle(t, deviceId, topic, payload) {
           const handled = await otaMessages.handle(t, deviceId, topic, payload);
-          return handled === false ? commandMessages.handle(t, deviceId, topic, payload) : handled;
+          if (handled !== false) return handled;
+          const tamper = await tamperMessages.handle(t, deviceId, topic, payload);
+          return tamper === false ? commandMessages.handle(t, deviceId, topic, payload) : tamper;
         },
         connected(t, deviceId) {
           commandMessages.connected(t, deviceId);
@@ -643,6 +727,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         ...otaRoutes({ repository, campaigns }),
         ...auditRoutes({ audit, platformTenant: config.tenant }),
         ...webhookRoutes({ webhooks }),
+        ...postureRoutes({
+          posture,
+          audit,
+          deviceFleet: async (t, id) => (await devices.placement(t, id))?.device.fleet || undefined,
+        }),
         ...pkiRoutes({
           pki,
           audit,
@@ -712,6 +801,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         policy,
         ota: { repository, campaigns },
         webhooks,
+        posture,
       },
       paths,
       initialTokenWritten,
@@ -730,6 +820,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         ready = false;
         offAnchors();
         offPlacement();
+        offPostureDevices();
         if (syncTimer) clearInterval(syncTimer);
         if (rolesTimer) clearInterval(rolesTimer);
         offCommandDevices();

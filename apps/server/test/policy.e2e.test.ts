@@ -367,6 +367,25 @@ describe('policies end to end', () => {
     assert.equal(edit.body.devices[0]?.id, 'robot-2');
     assert.ok(edit.body.devices[0]?.gained.length, 'publishing anywhere is gained');
     assert.ok(edit.body.lint.some((f) => f.rule === 'topic-everything'));
+    // A tenant-wide policy reaches people and programs too: the diff says who gains what, and a
+    // permission a fleet boundary withholds is not counted as gained.
+    await api('POST', '/policies', {
+      id: 'no-revoke',
+      statements: [{ effect: 'deny', actions: ['certs:revoke'], resources: ['*'] }],
+    });
+    const wide = await api<{
+      devices: unknown[];
+      accounts: { type: string; id: string; lost: { action: string; resource: string }[] }[];
+    }>('POST', '/policies/no-revoke/diff', { attach: { targetType: 'tenant', targetId: 'default' } });
+    assert.equal(wide.status, 200, JSON.stringify(wide.body));
+    const owner = wide.body.accounts.find((a) => a.id === who.body.id);
+    assert.deepEqual(owner?.lost, [{ action: 'certs:revoke', resource: 'bulwark:default:_' }]);
+    assert.equal(owner?.type, 'user');
+    assert.ok(
+      !wide.body.accounts.some((a) => a.id === scoped.body.id),
+      'an operator never held certs:revoke: it loses nothing',
+    );
+    assert.deepEqual(wide.body.devices, [], 'devices never held certs:revoke either');
     const fleetDelete = await api<{ code: string }>('DELETE', `/fleets/${encodeURIComponent('plant-b')}`);
     assert.equal(fleetDelete.body.code, 'ERR_FLEET_NOT_EMPTY');
 

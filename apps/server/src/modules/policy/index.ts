@@ -1,6 +1,7 @@
 export {
   createPolicyService,
   fleetAncestors,
+  type AccountPlacement,
   type DevicePlacement,
   type DiffProposal,
   type DiffResult,

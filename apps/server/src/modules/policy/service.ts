@@ -56,6 +56,16 @@ export interface PolicyDirectory {
     tenant: string,
     id: string,
   ): Promise<{ kind: 'user' | 'service'; role: string; boundaries?: readonly Boundary[] } | undefined>;
+  /** Every person and program of the tenant (a tenant-wide policy applies to them too): for the diff. */
+  accounts?(tenant: string): Promise<readonly AccountPlacement[]>;
+}
+
+/** A person or program as the policy engine sees it. */
+export interface AccountPlacement {
+  readonly id: string;
+  readonly kind: 'user' | 'service';
+  readonly role: string;
+  readonly boundaries?: readonly Boundary[];
 }
 
 export interface PolicyActor {
@@ -124,6 +134,13 @@ export interface PermissionChange {
 
 export interface DiffResult {
   readonly devices: readonly {
+    readonly id: string;
+    readonly gained: readonly PermissionChange[];
+    readonly lost: readonly PermissionChange[];
+  }[];
+  /** People and programs (a policy attached to the tenant or the platform applies to them too). */
+  readonly accounts: readonly {
+    readonly type: 'user' | 'service';
     readonly id: string;
     readonly gained: readonly PermissionChange[];
     readonly lost: readonly PermissionChange[];
@@ -769,6 +786,40 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
       else dropTarget = proposal.detach.type === 'tenant' ? { type: 'tenant', id: tenant } : proposal.detach;
       if (dropTarget) targets = targets.filter((t) => t.type === dropTarget?.type && t.id === dropTarget.id);
       const findings = proposed ? lintPolicy(proposed) : [];
+      /** What one principal gains and loses: the policy's own statements probed before and after. */
+      const changesFor = (principal: Principal) => {
+        const before = documentsFor(principal);
+        const others = before.filter((e) => e.document.id !== current.id);
+        const attachedBefore = before.length !== others.length;
+        const attachedAfter = dropTarget
+          ? (before.find((e) => e.document.id === current.id)?.attachedAt.length ?? 0) > 1
+          : attachedBefore || addTarget !== undefined;
+        const after =
+          proposed && attachedAfter
+            ? [...others, { document: proposed, version: current.version + 1, attachedAt: [] }]
+            : others;
+        const oldC = compile(principal, before, { now });
+        const newC = compile(principal, after, { now });
+        // People and programs: a permission a boundary withholds is neither gained nor lost.
+        const held = (c: CompiledPolicy, probe: PermissionChange) =>
+          principal.type === 'device'
+            ? c.allows(probe.action, probe.resource)
+            : boundaries.check(
+                principal,
+                probe.action,
+                probe.resource,
+                undefined,
+                c.decide(probe.action, probe.resource),
+              ).allowed;
+        const gained: PermissionChange[] = [];
+        const lost: PermissionChange[] = [];
+        for (const probe of probesOf([current.document, ...(proposed ? [proposed] : [])], principal)) {
+          const was = held(oldC, probe);
+          const is = held(newC, probe);
+          if (was !== is) (is ? gained : lost).push(probe);
+        }
+        return { gained, lost };
+      };
       const devices: { id: string; gained: PermissionChange[]; lost: PermissionChange[] }[] = [];
       let evaluated = 0;
       let truncated = false;
@@ -800,25 +851,7 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
               attributes: d.attributes,
               ...(d.capabilities ? { capabilities: d.capabilities } : {}),
             };
-            const before = documentsFor(principal);
-            const others = before.filter((e) => e.document.id !== current.id);
-            const attachedBefore = before.length !== others.length;
-            const attachedAfter = dropTarget
-              ? (before.find((e) => e.document.id === current.id)?.attachedAt.length ?? 0) > 1
-              : attachedBefore || addTarget !== undefined;
-            const after =
-              proposed && attachedAfter
-                ? [...others, { document: proposed, version: current.version + 1, attachedAt: [] }]
-                : others;
-            const oldC = compile(principal, before, { now });
-            const newC = compile(principal, after, { now });
-            const gained: PermissionChange[] = [];
-            const lost: PermissionChange[] = [];
-            for (const probe of probesOf([current.document, ...(proposed ? [proposed] : [])], principal)) {
-              const was = oldC.allows(probe.action, probe.resource);
-              const is = newC.allows(probe.action, probe.resource);
-              if (was !== is) (is ? gained : lost).push(probe);
-            }
+            const { gained, lost } = changesFor(principal);
             if (gained.length > 0 || lost.length > 0) devices.push({ id: d.id, gained, lost });
           }
           const last = page[page.length - 1];
@@ -827,7 +860,26 @@ export function createPolicyService(deps: PolicyServiceDeps = {}): PolicyService
         }
         if (truncated) break;
       }
-      return { devices, evaluated, truncated, lint: findings };
+      // People and programs: only tenant and platform attachments reach them.
+      const accounts: {
+        type: 'user' | 'service';
+        id: string;
+        gained: PermissionChange[];
+        lost: PermissionChange[];
+      }[] = [];
+      const wide = targets.some((t) => t.type === 'tenant' || t.type === 'platform');
+      for (const a of wide && dir?.accounts ? await dir.accounts(tenant) : []) {
+        const principal: Principal = {
+          type: a.kind,
+          id: a.id,
+          tenant,
+          role: a.role,
+          ...(a.boundaries && a.boundaries.length > 0 ? { boundaries: a.boundaries } : {}),
+        };
+        const { gained, lost } = changesFor(principal);
+        if (gained.length > 0 || lost.length > 0) accounts.push({ type: a.kind, id: a.id, gained, lost });
+      }
+      return { devices, accounts, evaluated, truncated, lint: findings };
     },
     lint(tenant, input) {
       return lintPolicy(validatePolicyDocument(input, tenant));
