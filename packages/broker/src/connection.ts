@@ -267,6 +267,7 @@ export class Connection<P> implements SessionConnection {
   }
 
   #drain(): void {
+    let seen = false;
     while (this.#blocked === 0 && !this.#paused && !this.#yielded && this.state !== 'closed') {
       if (this.#budget <= 0) {
         const t = currentTurn();
@@ -298,7 +299,12 @@ export class Connection<P> implements SessionConnection {
         }
         return;
       }
-      this.#lastSeen = this.core.clock.now();
+      if (!seen) {
+        // Keep alive counts complete packets [MQTT-3.1.2-24], not bytes: a client trickling one
+        // packet does not stay connected. One clock reading per batch of packets.
+        seen = true;
+        this.#lastSeen = this.core.clock.now();
+      }
       this.#budget -= this.#reader.frameSize;
       try {
         this.#onPacket(r);

@@ -214,7 +214,7 @@ export class Session {
 
   /** The queue is empty again (sent, or handed back to the store). */
   #clearQueue(): void {
-    this.#queue = [];
+    if (this.#queue.length !== 0) this.#queue = [];
     this.#queueHead = 0;
     this.#evicted = 0;
     this.#queuedQos0 = 0;

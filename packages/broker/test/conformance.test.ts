@@ -507,6 +507,23 @@ describe('connect, session and keep alive', () => {
     await b.close();
   });
 
+  test('[MQTT-3.1.2-24] the bytes of an unfinished packet do not keep the connection alive', async () => {
+    const b = await startBroker();
+    const c = await RawClient.connect(b.port, 4, { keepalive: 1 });
+    const started = Date.now();
+    // A PUBLISH announcing 100 bytes, trickled one byte every 200 ms: never a whole packet.
+    c.write([0x30, 100, 0x00, 0x01, 0x74]);
+    const trickle = setInterval(() => c.write([0x78]), 200);
+    try {
+      await c.closedByBroker(4000);
+    } finally {
+      clearInterval(trickle);
+    }
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1400 && elapsed < 3000, `closed after ${elapsed} ms`);
+    await b.close();
+  });
+
   test('[MQTT-3.12.4-1] PINGREQ gets PINGRESP and keeps the connection alive', async () => {
     const b = await startBroker();
     const c = await RawClient.connect(b.port, 4, { keepalive: 1 });
