@@ -18,6 +18,7 @@ import { createKeyProtector } from '../../apps/server/src/infra/keys/index.ts';
 import { createFsBlobStore } from '../../apps/server/src/infra/blobs/index.ts';
 import { fixedClock, silentLogger, type Db, type SqlValue } from '../../apps/server/src/kernel/index.ts';
 import { createAuditService, createAuditStore } from '../../apps/server/src/modules/audit/index.ts';
+import { createCommandsStore } from '../../apps/server/src/modules/commands/index.ts';
 import { createDeviceService, createDeviceStore } from '../../apps/server/src/modules/devices/index.ts';
 import {
   createCampaignService,
@@ -58,6 +59,7 @@ async function scheduler(ctx: SuiteContext, total: number): Promise<Record<strin
       options: { signing: 'online' },
     });
     let notices = 0;
+    const capabilityStore = createCommandsStore(db);
     const campaigns = createCampaignService({
       store,
       repository,
@@ -66,7 +68,7 @@ async function scheduler(ctx: SuiteContext, total: number): Promise<Record<strin
       clock,
       logger: silentLogger,
       publish: async () => void notices++,
-      capabilities: (t, ids) => store.latestCapabilities(t, ids),
+      capabilities: (t, ids) => capabilityStore.latestCapabilitiesOf(t, ids),
     });
     ctx.log(`ota: ${total} devices with capability profiles (5% incompatible, 2% not updatable)`);
     const ids = Array.from({ length: total }, (_, i) => `dev-${String(i).padStart(7, '0')}`);

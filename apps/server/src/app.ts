@@ -199,13 +199,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Custom roles live in iam; the policy engine asks for them by name (late-bound: iam needs policy).
     const late: { iam?: IamService } = {};
     // Capability fields (`cap.*`) of each device's latest report are group-query and policy input.
-    const capabilityStore = createOtaStore(db);
+    const capabilityStore = createCommandsStore(db);
     const devices = createDeviceService({
       store: createDeviceStore(db),
       clock,
       capabilities: async (t, deviceIds) => {
         const out = new Map<string, Readonly<Record<string, string>>>();
-        for (const [id, json] of await capabilityStore.latestCapabilities(t, [...deviceIds]))
+        for (const [id, json] of await capabilityStore.latestCapabilitiesOf(t, [...deviceIds]))
           out.set(id, capabilityFields(JSON.parse(json) as Record<string, unknown>));
         return out;
       },
@@ -541,7 +541,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await router?.start();
     // Commands, twin and capabilities reach devices through the broker, over the connections devices opened.
     const commands = createCommandsService({
-      store: createCommandsStore(db),
+      store: capabilityStore,
       clock,
       ids,
       logger: logger.child({ component: 'commands' }),
@@ -587,7 +587,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       clock,
       logger: logger.child({ component: 'campaigns' }),
       publish: (m) => mqtt.broker.publish(m),
-      capabilities: (t, deviceIds) => otaStore.latestCapabilities(t, deviceIds),
+      capabilities: (t, deviceIds) => capabilityStore.latestCapabilitiesOf(t, deviceIds),
     });
     const commandMessages = deviceMessageHandler(commands, (err, deviceId) =>
       logger.warn({ err: String(err), deviceId }, 'retained desired state not published'),

@@ -101,6 +101,16 @@ for (const backend of backends) {
       );
     });
 
+    test('the newest capability report of many devices at once', async () => {
+      await store.addCapabilities('t1', 'm1', '{"v":1}', 'a', 1);
+      await store.addCapabilities('t1', 'm1', '{"v":2}', 'b', 2);
+      await store.addCapabilities('t1', 'm2', '{"v":1}', 'a', 1);
+      await store.addCapabilities('t2', 'm3', '{"v":1}', 'a', 1);
+      const ids = [...Array.from({ length: 600 }, (_, i) => `none-${i}`), 'm1', 'm2', 'm3'];
+      const m = await store.latestCapabilitiesOf('t1', ids);
+      assert.deepEqual(Object.fromEntries(m), { m1: '{"v":2}', m2: '{"v":1}' }, 'm3 is another tenant’s');
+    });
+
     test('deleting a device removes its twin and capability history', async () => {
       await store.deleteDevice('t1', 'd1');
       assert.equal(await store.getTwin('t1', 'd1'), undefined);

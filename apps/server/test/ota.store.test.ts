@@ -176,20 +176,5 @@ for (const backend of backends) {
       });
       assert.deepEqual(await s.activeCampaigns(), [{ tenant: 't1', id: 'c1' }]);
     });
-
-    test('latest capability report per device (the commands module’s history)', async () => {
-      for (const [d, v, data] of [
-        ['d1', 1, '{"v":1}'],
-        ['d1', 2, '{"v":2}'],
-        ['d2', 1, '{"v":1}'],
-      ] as const) {
-        await db.run(
-          'INSERT INTO device_capabilities (tenant_id, device_id, version, data, digest, reported_at) VALUES (?, ?, ?, ?, ?, ?)',
-          ['t1', d, v, data, `h${v}`, 1],
-        );
-      }
-      const m = await store().latestCapabilities('t1', ['d1', 'd2', 'd3']);
-      assert.deepEqual(Object.fromEntries(m), { d1: '{"v":2}', d2: '{"v":1}' });
-    });
   });
 }

@@ -81,6 +81,8 @@ export interface CommandsStore {
     tenant: string,
     deviceId: string,
   ): Promise<{ version: number; json: string; reportedAt: number } | undefined>;
+  /** The newest report (JSON) of each device that has one, by device id: campaigns and group queries. */
+  latestCapabilitiesOf(tenant: string, deviceIds: readonly string[]): Promise<Map<string, string>>;
   /** Newest first. */
   listCapabilities(
     tenant: string,

@@ -86,6 +86,23 @@ export function createCommandsStore(db: Db): CommandsStore {
         }),
       );
     },
+    async latestCapabilitiesOf(tenant, deviceIds) {
+      const out = new Map<string, string>();
+      for (let i = 0; i < deviceIds.length; i += 500) {
+        const part = deviceIds.slice(i, i + 500);
+        // Newest version per device through the primary key (tenant, device, version), not a join
+        // over the whole table.
+        const rows = await db.all<{ device_id: unknown; data: unknown }>(
+          `SELECT c.device_id, c.data FROM device_capabilities c
+           WHERE c.tenant_id = ? AND c.device_id IN (${part.map(() => '?').join(', ')})
+             AND c.version = (SELECT MAX(x.version) FROM device_capabilities x
+                              WHERE x.tenant_id = c.tenant_id AND x.device_id = c.device_id)`,
+          [tenant, ...part],
+        );
+        for (const r of rows) out.set(String(r.device_id), String(r.data));
+      }
+      return out;
+    },
     async latestCapabilities(tenant, deviceId) {
       const r = await db.get<{ version: unknown; data: unknown; reported_at: unknown }>(
         'SELECT version, data, reported_at FROM device_capabilities WHERE tenant_id = ? AND device_id = ? ORDER BY version DESC LIMIT 1',

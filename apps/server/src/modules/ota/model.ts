@@ -240,6 +240,4 @@ export interface OtaStore {
   ): Promise<string[]>;
   /** Devices in an active campaign (other than `exceptCampaign`) that are not done yet. */
   busyDevices(tenant: string, deviceIds: readonly string[], exceptCampaign?: string): Promise<Set<string>>;
-  /** Latest capability report of each device (the commands module's history table). */
-  latestCapabilities(tenant: string, deviceIds: readonly string[]): Promise<Map<string, string>>;
 }

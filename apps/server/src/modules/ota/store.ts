@@ -500,23 +500,5 @@ export function createOtaStore(db: Db): OtaStore {
       }
       return busy;
     },
-    async latestCapabilities(tenant, deviceIds) {
-      // The commands module owns device_capabilities (history per device); it has no bulk read yet, so
-      // campaign eligibility reads the newest version of each device here, 500 devices per query.
-      const out = new Map<string, string>();
-      for (const part of chunks(deviceIds, 500)) {
-        // Newest version per device through the primary key (tenant, device, version), not a join
-        // over the whole table.
-        const rows = await db.all<{ device_id: string; data: string }>(
-          `SELECT c.device_id, c.data FROM device_capabilities c
-           WHERE c.tenant_id = ? AND c.device_id IN (${placeholders(part.length)})
-             AND c.version = (SELECT MAX(x.version) FROM device_capabilities x
-                              WHERE x.tenant_id = c.tenant_id AND x.device_id = c.device_id)`,
-          [tenant, ...part],
-        );
-        for (const r of rows) out.set(String(r.device_id), String(r.data));
-      }
-      return out;
-    },
   };
 }
