@@ -94,8 +94,10 @@ export function createDeviceStore(db: Db): DeviceStore {
         params.push(fleet);
       }
       if (after) {
-        where.push('(created_at > ? OR (created_at = ? AND id > ?))');
-        params.push(after.createdAt, after.createdAt, after.id);
+        // A row value, not `a > ? OR (a = ? AND b > ?)`: both databases turn it into an index range, so
+        // a page deep into a large fleet does not scan everything before it.
+        where.push('(created_at, id) > (?, ?)');
+        params.push(after.createdAt, after.id);
       }
       const rows = await db.all<Row>(
         `SELECT * FROM devices WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT ?`,

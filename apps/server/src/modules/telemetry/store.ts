@@ -33,8 +33,9 @@ export function createTelemetryStore(db: Db): TelemetryStore {
         params.push(q.stream);
       }
       if (q.after) {
-        where.push(`(ts ${cmp} ? OR (ts = ? AND id ${cmp} ?))`);
-        params.push(q.after.ts, q.after.ts, q.after.id);
+        // A row value: an index range on (tenant_id, device_id, ts, id), however deep the page.
+        where.push(`(ts, id) ${cmp} (?, ?)`);
+        params.push(q.after.ts, q.after.id);
       }
       params.push(q.limit);
       const dir = q.order === 'asc' ? 'ASC' : 'DESC';
