@@ -22,7 +22,12 @@ export interface RunningPlatform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(dataDir: string, cpu: number | undefined): Promise<RunningPlatform> {
+export async function startPlatform(
+  dataDir: string,
+  cpu: number | undefined,
+  /** More BULWARK_* settings, e.g. BULWARK_DATABASE_URL. */
+  settings: Record<string, string> = {},
+): Promise<RunningPlatform> {
   const env: NodeJS.ProcessEnv = {};
   // Unknown BULWARK_* variables are a start-up error: pass only ours.
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BULWARK_')) env[k] = v;
@@ -34,6 +39,7 @@ export async function startPlatform(dataDir: string, cpu: number | undefined): P
     BULWARK_MQTT_HOST: '127.0.0.1',
     BULWARK_HOSTNAMES: 'localhost,127.0.0.1',
     BULWARK_LOG_LEVEL: 'error',
+    ...settings,
   });
   const hub = lineHub();
   let httpPort = 0;
