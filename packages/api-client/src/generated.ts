@@ -598,6 +598,86 @@ export interface GetPolicyAttachmentsArgs {
 
 export type GetPolicyAttachmentsResponse = void;
 
+export interface GetPostureFindingsArgs {
+  query?: {
+    status?: 'open' | 'resolved';
+    severity?: 'critical' | 'high' | 'medium' | 'low';
+    kind?:
+      | 'listening-port'
+      | 'weak-tls-version'
+      | 'weak-key-type'
+      | 'key-in-software'
+      | 'no-update-method'
+      | 'missing-capability'
+      | 'policy-lint'
+      | 'tamper';
+    deviceId?: string;
+    limit?: number;
+    cursor?: string;
+  };
+}
+
+export type GetPostureFindingsResponse = {
+  items: Array<{
+    id: string;
+    deviceId: string | null;
+    kind:
+      | 'listening-port'
+      | 'weak-tls-version'
+      | 'weak-key-type'
+      | 'key-in-software'
+      | 'no-update-method'
+      | 'missing-capability'
+      | 'policy-lint'
+      | 'tamper';
+    severity: 'critical' | 'high' | 'medium' | 'low';
+    summary: string;
+    details: {
+      [key: string]: unknown;
+    };
+    status: 'open' | 'resolved';
+    occurrences: number;
+    firstSeenAt: string;
+    lastSeenAt: string;
+    resolvedAt: string | null;
+    resolvedBy: string | null;
+    resolution: string | null;
+  }>;
+  nextCursor: string | null;
+};
+
+export interface GetPostureFindingsByIdArgs {
+  params: {
+    id: string;
+  };
+}
+
+export type GetPostureFindingsByIdResponse = {
+  id: string;
+  deviceId: string | null;
+  kind:
+    | 'listening-port'
+    | 'weak-tls-version'
+    | 'weak-key-type'
+    | 'key-in-software'
+    | 'no-update-method'
+    | 'missing-capability'
+    | 'policy-lint'
+    | 'tamper';
+  severity: 'critical' | 'high' | 'medium' | 'low';
+  summary: string;
+  details: {
+    [key: string]: unknown;
+  };
+  status: 'open' | 'resolved';
+  occurrences: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  resolution: string | null;
+};
+
 export interface GetReleasesArgs {
   query?: {
     limit?: number;
@@ -1534,6 +1614,41 @@ export interface PostPoliciesLintArgs {
 
 export type PostPoliciesLintResponse = void;
 
+export interface PostPostureFindingsByIdResolveArgs {
+  params: {
+    id: string;
+  };
+  body: {
+    note?: string;
+  };
+}
+
+export type PostPostureFindingsByIdResolveResponse = {
+  id: string;
+  deviceId: string | null;
+  kind:
+    | 'listening-port'
+    | 'weak-tls-version'
+    | 'weak-key-type'
+    | 'key-in-software'
+    | 'no-update-method'
+    | 'missing-capability'
+    | 'policy-lint'
+    | 'tamper';
+  severity: 'critical' | 'high' | 'medium' | 'low';
+  summary: string;
+  details: {
+    [key: string]: unknown;
+  };
+  status: 'open' | 'resolved';
+  occurrences: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  resolution: string | null;
+};
+
 export interface PostReleasesArgs {
   body: {
     name: string;
@@ -1921,6 +2036,8 @@ export const operations = {
   getPoliciesByIdLint: { method: 'GET', path: '/policies/{id}/lint', action: 'policies:read' },
   getPoliciesByIdVersions: { method: 'GET', path: '/policies/{id}/versions', action: 'policies:read' },
   getPolicyAttachments: { method: 'GET', path: '/policy-attachments', action: 'policies:read' },
+  getPostureFindings: { method: 'GET', path: '/posture/findings', action: 'posture:read' },
+  getPostureFindingsById: { method: 'GET', path: '/posture/findings/{id}', action: 'posture:read' },
   getReleases: { method: 'GET', path: '/releases', action: 'releases:read' },
   getReleasesById: { method: 'GET', path: '/releases/{id}', action: 'releases:read' },
   getReleasesByIdSbom: { method: 'GET', path: '/releases/{id}/sbom', action: 'releases:read' },
@@ -2017,6 +2134,11 @@ export const operations = {
   postPoliciesByIdDiff: { method: 'POST', path: '/policies/{id}/diff', action: 'policies:read' },
   postPoliciesExplain: { method: 'POST', path: '/policies/explain', action: 'policies:read' },
   postPoliciesLint: { method: 'POST', path: '/policies/lint', action: 'policies:read' },
+  postPostureFindingsByIdResolve: {
+    method: 'POST',
+    path: '/posture/findings/{id}/resolve',
+    action: 'posture:write',
+  },
   postReleases: { method: 'POST', path: '/releases', action: 'releases:write' },
   postRoles: { method: 'POST', path: '/roles', action: 'roles:write' },
   postServiceAccounts: { method: 'POST', path: '/service-accounts', action: 'accounts:write' },
@@ -2299,6 +2421,16 @@ export function createOperations(t: ApiTransport) {
     async getPolicyAttachments(args: GetPolicyAttachmentsArgs = {}): Promise<GetPolicyAttachmentsResponse> {
       const r = await t.request('GET', '/policy-attachments', { query: queryOf(args.query) });
       return r.body as GetPolicyAttachmentsResponse;
+    },
+    /** Security posture findings, most recently seen first (filter by status, severity, kind, device). Requires `posture:read`. */
+    async getPostureFindings(args: GetPostureFindingsArgs = {}): Promise<GetPostureFindingsResponse> {
+      const r = await t.request('GET', '/posture/findings', { query: queryOf(args.query) });
+      return r.body as GetPostureFindingsResponse;
+    },
+    /** One posture finding. Requires `posture:read`. */
+    async getPostureFindingsById(args: GetPostureFindingsByIdArgs): Promise<GetPostureFindingsByIdResponse> {
+      const r = await t.request('GET', `/posture/findings/${seg(args.params.id)}`, {});
+      return r.body as GetPostureFindingsByIdResponse;
     },
     /** List releases, newest first. Requires `releases:read`. */
     async getReleases(args: GetReleasesArgs = {}): Promise<GetReleasesResponse> {
@@ -2641,6 +2773,15 @@ export function createOperations(t: ApiTransport) {
     async postPoliciesLint(args: PostPoliciesLintArgs): Promise<PostPoliciesLintResponse> {
       const r = await t.request('POST', '/policies/lint', { body: args.body });
       return r.body as PostPoliciesLintResponse;
+    },
+    /** Resolve a finding (fixed, accepted, false positive: say which in `note`); it opens again if it is observed again. Requires `posture:write`. */
+    async postPostureFindingsByIdResolve(
+      args: PostPostureFindingsByIdResolveArgs,
+    ): Promise<PostPostureFindingsByIdResolveResponse> {
+      const r = await t.request('POST', `/posture/findings/${seg(args.params.id)}/resolve`, {
+        body: args.body,
+      });
+      return r.body as PostPostureFindingsByIdResolveResponse;
     },
     /** Create a release from an uploaded artifact; it is listed in the next targets metadata, to be signed offline (bulwark release sign). Requires `releases:write`. */
     async postReleases(args: PostReleasesArgs): Promise<PostReleasesResponse> {

@@ -27,6 +27,8 @@ export const topics = {
   otaNotify: (deviceId: string): string => `devices/${deviceId}/ota/notify`,
   /** Device to platform: OtaStatusReport (progress of an update). */
   otaStatus: (deviceId: string): string => `devices/${deviceId}/ota/status`,
+  /** Device to platform: TamperReport (the device noticed physical or software tampering). */
+  tamper: (deviceId: string): string => `devices/${deviceId}/events/tamper`,
 } as const;
 
 export type ParsedDeviceTopic =
@@ -36,6 +38,7 @@ export type ParsedDeviceTopic =
   | { kind: 'twin-desired'; deviceId: string }
   | { kind: 'twin-reported'; deviceId: string }
   | { kind: 'capabilities'; deviceId: string }
+  | { kind: 'tamper'; deviceId: string }
   | { kind: 'other'; deviceId: string; rest: string };
 
 const STREAM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -92,6 +95,20 @@ export interface CapabilityReport {
   /** CycloneDX JSON SBOM. */
   sbom?: Record<string, unknown>;
   sdk?: { name: string; version: string };
+}
+
+/**
+ * A device's report on `devices/{id}/events/tamper` (JSON, QoS 1): it noticed tampering, e.g. its
+ * enclosure opened, a debug port used, its secure boot chain failed. The platform records a posture
+ * finding; the device cannot choose the finding's severity.
+ */
+export interface TamperReport {
+  /** What happened, 1-64 of `A-Za-z0-9._-`, e.g. `enclosure-opened`, `debug-port`, `secure-boot`. */
+  kind: string;
+  /** For people, at most 512 characters; no secrets. */
+  detail?: string;
+  /** When the device noticed it (ISO 8601); the platform keeps its own receive time too. */
+  at?: string;
 }
 
 /**
@@ -154,6 +171,7 @@ export function parseDeviceTopic(topic: string): ParsedDeviceTopic | undefined {
   if (tail === 'twin/desired') return { kind: 'twin-desired', deviceId };
   if (tail === 'twin/reported') return { kind: 'twin-reported', deviceId };
   if (tail === 'capabilities') return { kind: 'capabilities', deviceId };
+  if (tail === 'events/tamper') return { kind: 'tamper', deviceId };
   return { kind: 'other', deviceId, rest: tail };
 }
 

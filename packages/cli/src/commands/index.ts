@@ -10,6 +10,7 @@ import { iamCommands } from './iam.ts';
 import { enrollmentCommands } from './enrollment.ts';
 import { loginCommands } from './login.ts';
 import { policyCommands } from './policy.ts';
+import { postureCommands } from './posture.ts';
 import { simulateCommands } from './simulate.ts';
 import { startCommands } from './start.ts';
 import { telemetryCommands } from './telemetry.ts';
@@ -29,6 +30,7 @@ export const commands: readonly Command[] = [
   ...releaseCommands,
   ...campaignCommands,
   ...iamCommands,
+  ...postureCommands,
   ...auditCommands,
   ...simulateCommands,
   ...startCommands,

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { isValidCommandName, topics, type CommandRequest, type TwinDesiredMessage } from '@bulwark/protocol';
+import {
+  isValidCommandName,
+  topics,
+  type CapabilityReport,
+  type CommandRequest,
+  type TwinDesiredMessage,
+} from '@bulwark/protocol';
 import { AppError, type Clock, type Ids, type Logger } from '../../kernel/index.ts';
 import type { CapabilityVersion, CommandOutcome, CommandsStore, OutboundMessage, Twin } from './model.ts';
 import { validateCapabilities } from './capabilities.ts';
@@ -67,7 +73,12 @@ export interface CommandsDeps {
    * A new capability version was stored (wired in app.ts to dynamic groups and live policies); the
    * device's publish is acknowledged after it settles. Its failure is logged, the report stays stored.
    */
-  capabilitiesStored?(tenant: string, deviceId: string, version: number): Promise<void>;
+  capabilitiesStored?(
+    tenant: string,
+    deviceId: string,
+    version: number,
+    report: CapabilityReport,
+  ): Promise<void>;
 }
 
 interface Waiter {
@@ -302,7 +313,7 @@ export function createCommandsService(deps: CommandsDeps): CommandsService {
       const stored = await store.addCapabilities(tenant, deviceId, json, digest, clock.now());
       if (stored.changed && deps.capabilitiesStored) {
         await deps
-          .capabilitiesStored(tenant, deviceId, stored.version)
+          .capabilitiesStored(tenant, deviceId, stored.version, report)
           .catch((err: unknown) =>
             logger.warn({ err: String(err), deviceId }, 'capability change not propagated'),
           );

@@ -80,6 +80,7 @@ const AUDIT_READ_ACTIONS = [
   'webhooks:read',
   'releases:read',
   'campaigns:read',
+  'posture:read',
 ];
 
 /** Built-in roles for people and programs, always confined to their own tenant. */
@@ -101,7 +102,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
   operator: {
     id: 'builtin:role-operator',
     description:
-      'Manage devices and certificates, read telemetry, fleets, groups and policies; quarantine devices.',
+      'Manage devices and certificates, read telemetry, fleets, groups, policies and posture findings; quarantine devices.',
     statements: [
       {
         sid: 'fleet',
@@ -116,6 +117,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
           'metrics:read',
           'releases:read',
           'campaigns:*',
+          'posture:read',
         ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
@@ -142,7 +144,7 @@ export const rolePolicies: Record<string, PolicyDocument> = {
   'security-officer': {
     id: 'builtin:role-security-officer',
     description:
-      'Read everything; manage policies, groups (quarantine), sign-in (IdP), sessions; revoke certificates.',
+      'Read everything; manage policies, groups (quarantine), sign-in (IdP), sessions; revoke certificates; resolve posture findings.',
     statements: [
       {
         sid: 'read',
@@ -153,7 +155,14 @@ export const rolePolicies: Record<string, PolicyDocument> = {
       {
         sid: 'security',
         effect: 'allow',
-        actions: ['policies:write', 'groups:write', 'certs:revoke', 'idp:write', 'sessions:write'],
+        actions: [
+          'policies:write',
+          'groups:write',
+          'certs:revoke',
+          'idp:write',
+          'sessions:write',
+          'posture:write',
+        ],
         resources: ['bulwark:${principal.tenant}:*'],
       },
     ],

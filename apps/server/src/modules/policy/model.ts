@@ -184,6 +184,8 @@ export const ACTIONS = [
   'releases:write',
   'campaigns:read',
   'campaigns:write',
+  'posture:read',
+  'posture:write',
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];

@@ -104,15 +104,14 @@ function eventOfAudit(e: AuditEntry): { type: EventType; kind: string; action: s
     'est.reenroll': 'certificate.issued',
     'cert.revoke': 'certificate.revoked',
   };
+  // posture.finding events come from the posture module itself (a finding is not an administrative action).
   const type =
     map[a] ??
     (a.startsWith('policy.')
       ? 'policy.changed'
       : a.startsWith('campaign.')
         ? 'campaign.progress'
-        : a.startsWith('posture.')
-          ? 'posture.finding'
-          : undefined);
+        : undefined);
   if (!type) return undefined;
   const action = type.startsWith('device.')
     ? 'devices:read'
