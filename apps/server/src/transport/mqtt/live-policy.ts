@@ -72,17 +72,21 @@ export function createLivePolicies<S extends LiveSession>(deps: LivePoliciesDeps
     s.stale = false;
   };
 
-  /** Recompiles if needed, then checks the connection and the subscriptions against the new policy. */
+  /**
+   * Recompiles if needed, then checks the connection and the subscriptions against the new policy.
+   * These few checks walk the statements (`decide`) rather than build the per-action tries that
+   * `allows` builds on first use: the session builds those when it next sends or receives.
+   */
   const refresh = (s: S, reason: string) => {
     if (s.stale) recompile(s);
-    if (!s.policy.allows('mqtt:connect', resourceName(s.tenant, 'client', s.deviceId))) {
+    if (!s.policy.decide('mqtt:connect', resourceName(s.tenant, 'client', s.deviceId)).allowed) {
       sessions.delete(s);
       deps.revoke(s, `policy no longer allows the session (${reason})`);
       return;
     }
     const lost = deps
       .subscriptions(s)
-      .filter((f) => !s.policy.allows('mqtt:subscribe', resourceName(s.tenant, 'topic', f)));
+      .filter((f) => !s.policy.decide('mqtt:subscribe', resourceName(s.tenant, 'topic', f)).allowed);
     if (lost.length > 0) deps.unsubscribe(s, lost, reason);
   };
 
