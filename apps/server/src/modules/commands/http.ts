@@ -1,5 +1,5 @@
 import type { HttpRoute, RouteContext } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { CapabilityVersion, Twin } from './model.ts';
 import { LIMITS, type CommandsService } from './service.ts';
@@ -183,15 +183,13 @@ export function commandRoutes(deps: { commands: CommandsService; audit: AuditSer
         const id = ctx.params.id ?? '';
         const body = ctx.body as { desired: Record<string, unknown>; version?: number };
         const twin = await commands.setDesired(tenant, id, body.desired, body.version);
-        await audit.record({
-          tenant,
-          actor: actor(ctx),
-          action: 'device.twin.update',
-          target: { type: 'device', id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { version: twin.desired.version },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'device.twin.update',
+          { type: 'device', id },
+          { version: twin.desired.version },
+        );
         return twinJson(twin);
       },
     },

@@ -1,5 +1,5 @@
 import { type HttpRoute, type RouteContext } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { DeviceGroup, Fleet } from './model.ts';
 import type { DeviceService, GroupView } from './service.ts';
@@ -67,15 +67,7 @@ export function fleetRoutes(deps: FleetRouteDeps): HttpRoute[] {
   const { devices, audit } = deps;
   const res = (ctx: RouteContext) => resourceName(ctx.principal.tenant, 'fleet', ctx.params.path ?? '*');
   const record = (ctx: RouteContext, action: string, id: string, details: Record<string, unknown> = {}) =>
-    audit.record({
-      tenant: ctx.principal.tenant,
-      actor: { type: ctx.principal.type, id: ctx.principal.id },
-      action,
-      target: { type: 'fleet', id },
-      outcome: 'success',
-      source: ctx.sourceIp,
-      details,
-    });
+    recordRouteAction(audit, ctx, action, { type: 'fleet', id }, details);
   return [
     {
       method: 'POST',
@@ -165,15 +157,7 @@ export function groupRoutes(deps: FleetRouteDeps): HttpRoute[] {
   const { devices, audit } = deps;
   const res = (ctx: RouteContext) => resourceName(ctx.principal.tenant, 'group', ctx.params.name ?? '*');
   const record = (ctx: RouteContext, action: string, id: string, details: Record<string, unknown> = {}) =>
-    audit.record({
-      tenant: ctx.principal.tenant,
-      actor: { type: ctx.principal.type, id: ctx.principal.id },
-      action,
-      target: { type: 'group', id },
-      outcome: 'success',
-      source: ctx.sourceIp,
-      details,
-    });
+    recordRouteAction(audit, ctx, action, { type: 'group', id }, details);
   return [
     {
       method: 'POST',

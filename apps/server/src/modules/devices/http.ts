@@ -1,5 +1,5 @@
 import { AppError, type HttpRoute } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import type { PkiService, CertificateRecord } from '../pki/index.ts';
 import { resourceName } from '../policy/index.ts';
 import type { Device } from './model.ts';
@@ -124,14 +124,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
           body.attributes ?? {},
           body.fleet ?? '',
         );
-        await audit.record({
-          tenant: ctx.principal.tenant,
-          actor: actorOf(ctx),
-          action: 'device.create',
-          target: { type: 'device', id: d.id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-        });
+        await recordRouteAction(audit, ctx, 'device.create', { type: 'device', id: d.id });
         return deviceJson(d);
       },
     },
@@ -218,15 +211,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
       async handler(ctx) {
         const patch = (ctx.body as { attributes: Record<string, string | null> }).attributes;
         const d = await devices.updateAttributes(ctx.principal.tenant, ctx.params.id ?? '', patch);
-        await audit.record({
-          tenant: ctx.principal.tenant,
-          actor: actorOf(ctx),
-          action: 'device.update',
-          target: { type: 'device', id: d.id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { attributes: patch },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'device.update',
+          { type: 'device', id: d.id },
+          { attributes: patch },
+        );
         return deviceJson(d);
       },
     },
@@ -252,15 +243,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
         const fleet = (ctx.body as { fleet: string | null }).fleet ?? '';
         const from = (await devices.get(tenant, ctx.params.id ?? '')).fleet;
         const d = await devices.move(tenant, ctx.params.id ?? '', fleet);
-        await audit.record({
-          tenant,
-          actor: actorOf(ctx),
-          action: 'device.move',
-          target: { type: 'device', id: d.id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { from: from || null, to: fleet || null },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'device.move',
+          { type: 'device', id: d.id },
+          { from: from || null, to: fleet || null },
+        );
         return deviceJson(d);
       },
     },
@@ -300,15 +289,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
         await devices.get(tenant, id);
         const revoked = await pki.revokeDeviceCertificates(tenant, id, 'cessationOfOperation');
         await devices.delete(tenant, id);
-        await audit.record({
-          tenant,
-          actor: actorOf(ctx),
-          action: 'device.delete',
-          target: { type: 'device', id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { revoked: revoked.map((c) => c.serial) },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'device.delete',
+          { type: 'device', id },
+          { revoked: revoked.map((c) => c.serial) },
+        );
         return undefined;
       },
     },
@@ -465,15 +452,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
         await devices.get(tenant, id);
         const reason = (ctx.body as { reason?: string } | undefined)?.reason ?? 'unspecified';
         const revoked = await pki.revokeDeviceCertificates(tenant, id, reason as never);
-        await audit.record({
-          tenant,
-          actor: actorOf(ctx),
-          action: 'cert.revoke',
-          target: { type: 'device', id },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { serials: revoked.map((c) => c.serial), reason },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'cert.revoke',
+          { type: 'device', id },
+          { serials: revoked.map((c) => c.serial), reason },
+        );
         return { revoked: revoked.map((c) => c.serial) };
       },
     },
@@ -501,15 +486,13 @@ export function deviceRoutes(deps: DeviceRouteDeps): HttpRoute[] {
           (ctx.params.serial ?? '').toLowerCase(),
           reason as never,
         );
-        await audit.record({
-          tenant,
-          actor: actorOf(ctx),
-          action: 'cert.revoke',
-          target: { type: 'certificate', id: cert.serial },
-          outcome: 'success',
-          source: ctx.sourceIp,
-          details: { deviceId: cert.deviceId, reason },
-        });
+        await recordRouteAction(
+          audit,
+          ctx,
+          'cert.revoke',
+          { type: 'certificate', id: cert.serial },
+          { deviceId: cert.deviceId, reason },
+        );
         return certificateJson(cert);
       },
     },

@@ -1,5 +1,5 @@
 import { AppError, type HttpRoute, type RouteContext } from '../../kernel/index.ts';
-import type { AuditService } from '../audit/index.ts';
+import { recordRouteAction, type AuditService } from '../audit/index.ts';
 import { ACTIONS, ATTACHMENT_TARGET_TYPES, resourceName, type AttachmentTargetType } from './model.ts';
 import type { DiffProposal, PolicyService, PolicyView } from './service.ts';
 
@@ -67,15 +67,7 @@ export function policyRoutes(deps: PolicyRouteDeps): HttpRoute[] {
   const res = (ctx: RouteContext) => resourceName(ctx.principal.tenant, 'policy', ctx.params.id ?? '*');
   const actor = (ctx: RouteContext) => ({ tenant: ctx.principal.tenant, id: ctx.principal.id });
   const record = (ctx: RouteContext, action: string, id: string, details: Record<string, unknown>) =>
-    audit.record({
-      tenant: ctx.principal.tenant,
-      actor: { type: ctx.principal.type, id: ctx.principal.id },
-      action,
-      target: { type: 'policy', id },
-      outcome: 'success',
-      source: ctx.sourceIp,
-      details,
-    });
+    recordRouteAction(audit, ctx, action, { type: 'policy', id }, details);
   // Attaching changes what the target's devices may do: the caller needs policies:write on the target too.
   const authorizeTarget = (ctx: RouteContext, target: { type: AttachmentTargetType; id: string }) => {
     const r = targetResource(ctx.principal.tenant, target);
