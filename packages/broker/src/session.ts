@@ -1,4 +1,5 @@
 import type { QoS } from 'mqtt-packet';
+import { InflightTable } from './inflight.ts';
 import { Message } from './message.ts';
 import type { TreeEntry } from './subscription-tree.ts';
 import type {
@@ -78,8 +79,8 @@ export class Session {
   /** Seconds; 0 ends the session with the connection. */
   expiryInterval = 0;
   expiryTimer: NodeJS.Timeout | undefined = undefined;
-  /** Outbound QoS 1/2 in flight, in send order. */
-  readonly inflight = new Map<number, Outgoing>();
+  /** Outbound QoS 1/2 in flight, by packet id (`values()` in send order). */
+  readonly inflight = new InflightTable<Outgoing>();
   /** Waiting to be sent (slow consumer or window full). */
   #queue: Outgoing[] = [];
   #queueHead = 0;
@@ -233,9 +234,7 @@ export class Session {
   }
 
   #allocatePacketId(): number {
-    // 3.1.1 [MQTT-2.3.1-2], v5 [MQTT-2.2.1-4]: a packet id is not reused while its exchange is in flight.
-    let id = this.#nextPacketId;
-    while (this.inflight.has(id)) id = id === 65_535 ? 1 : id + 1;
+    const id = this.inflight.allocate(this.#nextPacketId);
     this.#nextPacketId = id === 65_535 ? 1 : id + 1;
     return id;
   }

@@ -10,6 +10,12 @@ import type { SessionConnection } from '../src/session.ts';
 
 const noop = (): void => {};
 
+/** What the session sees of its connection, with the back-pressure flag and window under the test's control. */
+interface FakeConnection extends SessionConnection {
+  congested: boolean;
+  window: number;
+}
+
 function setup(maxQueued: number) {
   const metrics = { dropped: 0 };
   const session = new Session('s', {
@@ -20,7 +26,7 @@ function setup(maxQueued: number) {
     metrics,
   });
   const sent: string[] = [];
-  const conn = {
+  const conn: FakeConnection = {
     congested: true,
     window: 100,
     sendPublish(msg: Message, qos: QoS, _retain: boolean, packetId: number) {
@@ -28,7 +34,7 @@ function setup(maxQueued: number) {
       return true;
     },
     sendPubrel: noop,
-  } satisfies SessionConnection & { congested: boolean };
+  };
   session.conn = conn;
   const deliver = (name: string, qos: QoS): void => {
     session.deliver(
