@@ -26,8 +26,16 @@ interface JsonSchema {
   anyOf?: JsonSchema[];
 }
 
-/** Public on purpose: signing in and choosing a password with a one-time token. */
-const PUBLIC = new Set(['POST /api/v1/auth/login', 'POST /api/v1/auth/password']);
+/**
+ * Public on purpose: signing in, choosing a password with a one-time token, and the two calls of a
+ * command-line single sign-on (start one bound to a PKCE challenge; exchange its one-time code).
+ */
+const PUBLIC = new Set([
+  'POST /api/v1/auth/login',
+  'POST /api/v1/auth/password',
+  'POST /api/v1/auth/cli/start',
+  'POST /api/v1/auth/cli/token',
+]);
 /** Operations that only ever concern the caller's own account. */
 const SELF_PATHS = /^\/api\/v1\/(whoami|auth\/session|auth\/logout|me\/)/;
 

@@ -937,6 +937,54 @@ export type PostAccountsByAccountIdTokensResponse = {
 
 export type PostArtifactsResponse = void;
 
+export interface PostAuthCliStartArgs {
+  body: {
+    tenant?: string;
+    redirectUri: string;
+    codeChallenge: string;
+    codeChallengeMethod: 'S256';
+    state: string;
+  };
+}
+
+export type PostAuthCliStartResponse = {
+  browserUrl: string;
+  expiresAt: string;
+};
+
+export interface PostAuthCliTokenArgs {
+  body: {
+    code: string;
+    codeVerifier: string;
+  };
+}
+
+export type PostAuthCliTokenResponse = {
+  token: {
+    id: string;
+    accountId: string;
+    name: string;
+    createdAt: string;
+    expiresAt: string | null;
+    lastUsedAt: string | null;
+    revokedAt: string | null;
+    scope: {
+      actions?: Array<string>;
+      fleet?: string;
+    } | null;
+    status: 'active' | 'expired' | 'revoked';
+  };
+  secret: string;
+  account: {
+    id: string;
+    name: string;
+    tenant: string;
+    role: string;
+    fleet: string | null;
+  };
+  mfa: boolean;
+};
+
 export interface PostAuthLoginArgs {
   body: {
     tenant?: string;
@@ -2064,6 +2112,8 @@ export const operations = {
     action: 'tokens:write',
   },
   postArtifacts: { method: 'POST', path: '/artifacts', action: 'releases:write' },
+  postAuthCliStart: { method: 'POST', path: '/auth/cli/start', action: null },
+  postAuthCliToken: { method: 'POST', path: '/auth/cli/token', action: null },
   postAuthLogin: { method: 'POST', path: '/auth/login', action: null },
   postAuthLogout: { method: 'POST', path: '/auth/logout', action: 'sessions:write' },
   postAuthPassword: { method: 'POST', path: '/auth/password', action: null },
@@ -2531,6 +2581,16 @@ export function createOperations(t: ApiTransport) {
     async postArtifacts(): Promise<PostArtifactsResponse> {
       const r = await t.request('POST', '/artifacts', {});
       return r.body as PostArtifactsResponse;
+    },
+    /** Command-line single sign-on, step 1: register a sign-in that ends at the CLI's loopback listener (http://127.0.0.1:<port>/… or http://[::1]:<port>/…), bound to the CLI's PKCE challenge; returns the link to open in a browser (valid 10 minutes, once). Public. */
+    async postAuthCliStart(args: PostAuthCliStartArgs): Promise<PostAuthCliStartResponse> {
+      const r = await t.request('POST', '/auth/cli/start', { body: args.body });
+      return r.body as PostAuthCliStartResponse;
+    },
+    /** Command-line single sign-on, last step: exchange the one-time code (60 s, once) and the PKCE verifier for a short-lived personal API token. Public. */
+    async postAuthCliToken(args: PostAuthCliTokenArgs): Promise<PostAuthCliTokenResponse> {
+      const r = await t.request('POST', '/auth/cli/token', { body: args.body });
+      return r.body as PostAuthCliTokenResponse;
     },
     /** Sign in with a local account (password, then TOTP `code` or a `recoveryCode` when MFA is on); sets the session cookie and returns the CSRF token. Public. */
     async postAuthLogin(args: PostAuthLoginArgs): Promise<PostAuthLoginResponse> {

@@ -15,6 +15,8 @@ export interface SavedLogin {
   url: string;
   token: string;
   caFile?: string;
+  /** Set by `bulwark login --sso`: the personal token it got, which expires and is revoked on logout. */
+  sso?: { tokenId: string; expiresAt: string | null; tenant: string; account: string };
 }
 
 export const CONFIG_FILE = 'config.json';
@@ -72,10 +74,24 @@ export async function loadLogin(env: Env): Promise<LoadedLogin | undefined> {
 
 function parseSavedLogin(data: unknown): SavedLogin | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
-  const { url, token, caFile } = data as Record<string, unknown>;
+  const { url, token, caFile, sso } = data as Record<string, unknown>;
   if (typeof url !== 'string' || typeof token !== 'string') return undefined;
   if (caFile !== undefined && typeof caFile !== 'string') return undefined;
-  return caFile === undefined ? { url, token } : { url, token, caFile };
+  const login: SavedLogin = caFile === undefined ? { url, token } : { url, token, caFile };
+  if (sso !== undefined) {
+    const s = sso as Record<string, unknown> | null;
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.tokenId !== 'string' ||
+      (s.expiresAt !== null && typeof s.expiresAt !== 'string') ||
+      typeof s.tenant !== 'string' ||
+      typeof s.account !== 'string'
+    )
+      return undefined;
+    login.sso = { tokenId: s.tokenId, expiresAt: s.expiresAt, tenant: s.tenant, account: s.account };
+  }
+  return login;
 }
 
 /** Saves the login; returns the file path. */
@@ -140,7 +156,14 @@ export function resolveSettings({ flags, env, saved }: SettingSources): Connecti
     throw new MissingSettingError('no server URL: pass --url, set BULWARK_URL, or run `bulwark login`');
   }
   const savedApplies = saved !== undefined && sameServer(saved.url, url);
-  const token = flags.token ?? nonEmptyOr(env.BULWARK_TOKEN) ?? (savedApplies ? saved.token : undefined);
+  const explicit = flags.token ?? nonEmptyOr(env.BULWARK_TOKEN);
+  const expiresAt = saved?.sso?.expiresAt;
+  if (explicit === undefined && savedApplies && expiresAt && Date.parse(expiresAt) <= Date.now()) {
+    throw new MissingSettingError(
+      `the single sign-on saved for ${saved.url} ended at ${expiresAt}: run \`bulwark login --sso\` again`,
+    );
+  }
+  const token = explicit ?? (savedApplies ? saved.token : undefined);
   if (token === undefined) {
     const extra =
       saved !== undefined && !savedApplies ? ` (the saved login is for ${saved.url}, not ${url})` : '';

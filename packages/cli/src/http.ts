@@ -34,7 +34,8 @@ import type {
 export interface ApiClientOptions {
   /** Platform base URL, e.g. `https://bulwark.example:8443`. Must be https. */
   url: string;
-  token: string;
+  /** Bearer token; absent only for the public sign-in calls (`bulwark login --sso`). */
+  token: string | undefined;
   /** PEM CA certificate(s) to trust instead of the system roots. */
   ca?: string | Buffer | undefined;
   /** Per-request timeout (connect + response). Default 30 s. */
@@ -179,7 +180,7 @@ export function parseBaseUrl(input: string): URL {
 
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const base = parseBaseUrl(options.url);
-  if (options.token === '' || /[\r\n]/.test(options.token)) {
+  if (options.token !== undefined && (options.token === '' || /[\r\n]/.test(options.token))) {
     throw new TypeError('the API token is empty or contains a line break');
   }
   const baseUrl = base.href.replace(/\/$/, '');
@@ -195,7 +196,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string> = {
       accept: 'application/json, application/problem+json',
-      authorization: `Bearer ${options.token}`,
+      ...(options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {}),
       'user-agent': userAgent,
     };
     if (payload !== undefined) {

@@ -79,6 +79,15 @@ describe('saveLogin / loadLogin', () => {
       ['no token', '{"url":"https://h"}'],
       ['token not a string', '{"url":"https://h","token":1}'],
       ['caFile not a string', '{"url":"https://h","token":"t","caFile":true}'],
+      ['sso not an object', '{"url":"https://h","token":"t","sso":"yes"}'],
+      [
+        'sso without tokenId',
+        '{"url":"https://h","token":"t","sso":{"expiresAt":null,"tenant":"d","account":"a"}}',
+      ],
+      [
+        'sso expiresAt a number',
+        '{"url":"https://h","token":"t","sso":{"tokenId":"i","expiresAt":1,"tenant":"d","account":"a"}}',
+      ],
     ];
     for (const [name, text] of bad) {
       const dir = join(tmp, `bad-${name.replace(/\W/g, '')}`);
@@ -86,6 +95,13 @@ describe('saveLogin / loadLogin', () => {
       await writeFile(join(dir, 'config.json'), text, { mode: 0o600 });
       await assert.rejects(loadLogin({ BULWARK_CONFIG_DIR: dir }), CliError, name);
     }
+  });
+
+  it('keeps what a single sign-on saved (the token id to revoke, its end, tenant and account)', async () => {
+    const env = { BULWARK_CONFIG_DIR: join(tmp, 'sso') };
+    const sso = { tokenId: 'tid', expiresAt: '2026-05-01T12:00:00.000Z', tenant: 'default', account: 'a1' };
+    await saveLogin(env, { url: 'https://h', token: 't', sso });
+    assert.deepEqual((await loadLogin(env))?.login, { url: 'https://h', token: 't', sso });
   });
 
   it('removeLogin deletes the file and says whether there was one', async () => {
@@ -120,6 +136,21 @@ describe('resolveSettings', () => {
       }),
       { url: 'https://saved:8443/', token: 'flag-token', caFile: '/f.pem' },
     );
+  });
+
+  it('says a saved single sign-on has ended instead of sending its token; a token given explicitly still works', () => {
+    const ended = {
+      ...saved,
+      sso: { tokenId: 'i', expiresAt: new Date(Date.now() - 1000).toISOString(), tenant: 'd', account: 'a' },
+    };
+    assert.throws(
+      () => resolveSettings({ flags: {}, env: {}, saved: ended }),
+      (err: unknown) =>
+        err instanceof MissingSettingError && /ended at .*bulwark login --sso/.test(err.message),
+    );
+    assert.equal(resolveSettings({ flags: { token: 'f' }, env: {}, saved: ended }).token, 'f');
+    const live = { ...ended, sso: { ...ended.sso, expiresAt: new Date(Date.now() + 60_000).toISOString() } };
+    assert.equal(resolveSettings({ flags: {}, env: {}, saved: live }).token, 'saved-token');
   });
 
   it('never sends the saved token (or CA) to a different server', () => {

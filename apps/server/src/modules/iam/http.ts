@@ -947,12 +947,153 @@ export function iamPublicRoutes(deps: IamRouteDeps): PublicHttpRoute[] {
           ...(ctx.userAgent !== undefined ? { userAgent: ctx.userAgent } : {}),
         });
         if (!s) throw new AppError('ERR_AUTH_OIDC_FAILED');
+        // A CLI sign-in: the browser takes the one-time code (or the refusal) to the CLI's loopback.
+        if (s.kind === 'cli') return new HttpResult(undefined, { redirect: s.redirect, ssoBinding: 'clear' });
         // A page rather than a redirect: the next navigation is then same-site and carries the
         // SameSite=Strict session cookie.
         return new HttpResult(undefined, {
-          session: { value: s.secret, maxAgeSeconds: s.maxAgeSeconds },
+          session: { value: s.session.secret, maxAgeSeconds: s.session.maxAgeSeconds },
           ssoBinding: 'clear',
           html: SSO_DONE_PAGE,
+        });
+      },
+    },
+
+    // ---- single sign-on from the CLI (bulwark login --sso; RFC 8252 loopback redirect) ---------------
+    {
+      public: true,
+      method: 'POST',
+      url: '/auth/cli/start',
+      summary:
+        "Command-line single sign-on, step 1: register a sign-in that ends at the CLI's loopback listener (http://127.0.0.1:<port>/… or http://[::1]:<port>/…), bound to the CLI's PKCE challenge; returns the link to open in a browser (valid 10 minutes, once)",
+      tags: ['auth'],
+      rateLimit: { burst: 10, perMinute: 10 },
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            tenant: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+            redirectUri: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 512,
+              examples: ['http://127.0.0.1:53682/callback'],
+            },
+            codeChallenge: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9_-]{43}$',
+              description: 'base64url(SHA-256(codeVerifier)), RFC 7636 S256',
+              examples: ['E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'],
+            },
+            codeChallengeMethod: { type: 'string', enum: ['S256'] },
+            state: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9._~-]{16,128}$',
+              examples: ['k3v9Qp2LwX8rT5yZ1mN4bC7dF0gH6jJ'],
+            },
+          },
+          required: ['redirectUri', 'codeChallenge', 'codeChallengeMethod', 'state'],
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              browserUrl: { type: 'string' },
+              expiresAt: { type: 'string', format: 'date-time' },
+            },
+            required: ['browserUrl', 'expiresAt'],
+          },
+        },
+      },
+      async handler(ctx) {
+        const b = ctx.body as { tenant?: string; redirectUri: string; codeChallenge: string; state: string };
+        return iam.cliStart({
+          tenant: b.tenant ?? deps.platformTenant,
+          redirectUri: b.redirectUri,
+          codeChallenge: b.codeChallenge,
+          state: b.state,
+          origin: ctx.origin,
+        });
+      },
+    },
+    {
+      public: true,
+      browser: true,
+      method: 'GET',
+      url: '/auth/oidc/:tenant/cli/:handle',
+      summary:
+        "Command-line single sign-on, step 2: the link the CLI printed; redirects to the tenant's identity provider",
+      tags: ['auth'],
+      rateLimit: { burst: 20, perMinute: 20 },
+      schema: {
+        params: {
+          type: 'object',
+          properties: {
+            tenant: tenantParam.properties.tenant,
+            handle: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
+          },
+          required: ['tenant', 'handle'],
+        },
+      },
+      async handler(ctx) {
+        const { redirect, binding } = await iam.cliBrowserStart(
+          ctx.params.tenant ?? '',
+          ctx.params.handle ?? '',
+          ctx.origin,
+          ctx.sourceIp,
+        );
+        return new HttpResult(undefined, { redirect, ssoBinding: { value: binding, maxAgeSeconds: 600 } });
+      },
+    },
+    {
+      public: true,
+      method: 'POST',
+      url: '/auth/cli/token',
+      summary:
+        'Command-line single sign-on, last step: exchange the one-time code (60 s, once) and the PKCE verifier for a short-lived personal API token',
+      tags: ['auth'],
+      rateLimit: { burst: 10, perMinute: 10 },
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            code: { type: 'string', minLength: 1, maxLength: 128 },
+            codeVerifier: { type: 'string', minLength: 43, maxLength: 128 },
+          },
+          required: ['code', 'codeVerifier'],
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              token: tokenSchema,
+              secret: { type: 'string' },
+              account: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  name: { type: 'string' },
+                  tenant: { type: 'string' },
+                  role: { type: 'string' },
+                  fleet: { type: ['string', 'null'] },
+                },
+                required: ['id', 'name', 'tenant', 'role', 'fleet'],
+              },
+              mfa: { type: 'boolean' },
+            },
+            required: ['token', 'secret', 'account', 'mfa'],
+          },
+        },
+      },
+      async handler(ctx) {
+        const b = ctx.body as { code: string; codeVerifier: string };
+        return iam.cliExchange({
+          code: b.code,
+          codeVerifier: b.codeVerifier,
+          source: ctx.sourceIp,
+          ...(ctx.userAgent !== undefined ? { userAgent: ctx.userAgent } : {}),
         });
       },
     },

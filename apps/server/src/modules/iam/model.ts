@@ -51,6 +51,8 @@ export interface TokenRecord {
   readonly revokedAt: number | null;
   readonly scope: TokenScope | null;
   readonly createdBy: string | null;
+  /** Minted by an SSO sign-in whose identity provider asserted a second factor (CLI sign-in). */
+  readonly mfa?: boolean;
 }
 
 export interface CustomRole {
@@ -144,6 +146,30 @@ export interface OidcPending {
   readonly nonce: string;
   readonly createdAt: number;
   readonly expiresAt: number;
+  /** Handle hash of the CLI sign-in this browser flow serves; absent for a console sign-in. */
+  readonly cliRequest?: string | null;
+}
+
+/** A sign-in for the CLI (`bulwark login --sso`): RFC 8252 loopback redirect, PKCE by the CLI. */
+export interface CliSsoRequest {
+  /** SHA-256 of the browser link's handle. */
+  readonly handleHash: string;
+  readonly tenant: string;
+  /** Where the browser goes with the one-time code: the CLI's loopback listener. */
+  readonly redirectUri: string;
+  /** S256 challenge of the CLI's own verifier: only the CLI that started it can finish it. */
+  readonly codeChallenge: string;
+  /** The CLI's `state`, given back on the redirect (the CLI checks it). */
+  readonly cliState: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** The browser link was opened (once). */
+  readonly startedAt: number | null;
+  readonly codeHash: string | null;
+  readonly accountId: string | null;
+  readonly mfa: boolean;
+  readonly codeExpiresAt: number | null;
+  readonly usedAt: number | null;
 }
 
 export interface IamStore {
@@ -213,6 +239,20 @@ export interface IamStore {
   insertOidcPending(p: OidcPending): Promise<void>;
   /** Deletes and returns the pending sign-in: a state is usable once. */
   takeOidcPending(stateHash: string): Promise<OidcPending | undefined>;
+
+  /** Stores a new CLI sign-in; deletes those that ended more than a day before `now`. */
+  insertCliRequest(r: CliSsoRequest, now: number): Promise<void>;
+  /** Marks the browser link opened, once, while it is valid; returns it then. */
+  startCliRequest(handleHash: string, now: number): Promise<CliSsoRequest | undefined>;
+  getCliRequest(handleHash: string): Promise<CliSsoRequest | undefined>;
+  /** Records the one-time code of a started sign-in (once). */
+  setCliCode(
+    handleHash: string,
+    code: { codeHash: string; accountId: string; mfa: boolean; codeExpiresAt: number },
+  ): Promise<boolean>;
+  /** Marks the code used, once; returns the sign-in when it was unused. */
+  useCliCode(codeHash: string, now: number): Promise<CliSsoRequest | undefined>;
+  findCliCode(codeHash: string): Promise<CliSsoRequest | undefined>;
 
   ensureTenant(id: string, name: string, now: number): Promise<boolean>;
 }

@@ -46,6 +46,10 @@ export interface IamOptions {
   setupTokenMs: number;
   resetTokenMs: number;
   oidcPendingMs: number;
+  /** Lifetime of the personal token a CLI single sign-on ends with (`bulwark login --sso`). */
+  cliTokenMs: number;
+  /** The one-time code a CLI sign-in hands the CLI must be exchanged within this. */
+  cliCodeMs: number;
   /** Let IdP issuers be http:// on loopback (tests only). */
   allowInsecureIdp: boolean;
   scrypt?: ScryptParams;
@@ -64,6 +68,8 @@ export const DEFAULT_IAM_OPTIONS: IamOptions = {
   setupTokenMs: 7 * DAY,
   resetTokenMs: 3_600_000,
   oidcPendingMs: 10 * 60_000,
+  cliTokenMs: 12 * 3_600_000,
+  cliCodeMs: 60_000,
   allowInsecureIdp: false,
   totpIssuer: 'Bulwark',
 };
@@ -161,6 +167,13 @@ export interface IamCore {
   actorOf(actor: Actor): { type: 'user' | 'service'; id: string };
   getAccountIn(tenant: string, id: string): Promise<Account>;
   accountView(a: Account, mfa?: boolean): AccountView;
+  /** Stores a new token of the account; returns its secret (the only time it exists in clear). */
+  insertToken(
+    account: Account,
+    name: string,
+    opts: { expiresAt: number | null; scope: TokenScope | null; createdBy: string | null; mfa?: boolean },
+  ): Promise<{ secret: string; record: TokenRecord }>;
+  tokenView(t: TokenRecord): TokenView;
 }
 
 export type IamService = ReturnType<typeof createIamService>;
@@ -323,6 +336,8 @@ export function createIamService(deps: IamDeps) {
     actorOf,
     getAccountIn,
     accountView,
+    insertToken: (account, name, opts) => insertToken(account, name, opts),
+    tokenView: (t) => tokenView(t),
   };
 
   const checkScope = (scope: TokenScope | undefined): TokenScope | null => {
@@ -349,7 +364,7 @@ export function createIamService(deps: IamDeps) {
   const insertToken = async (
     account: Account,
     name: string,
-    opts: { expiresAt: number | null; scope: TokenScope | null; createdBy: string | null },
+    opts: { expiresAt: number | null; scope: TokenScope | null; createdBy: string | null; mfa?: boolean },
   ) => {
     const secret = `${TOKEN_PREFIX}${ids.token(32)}`;
     const rec: TokenRecord = {
@@ -364,6 +379,7 @@ export function createIamService(deps: IamDeps) {
       revokedAt: null,
       scope: opts.scope,
       createdBy: opts.createdBy,
+      ...(opts.mfa ? { mfa: true } : {}),
     };
     await store.insertToken(rec);
     return { secret, record: rec };
@@ -455,7 +471,8 @@ export function createIamService(deps: IamDeps) {
         role: account.role,
         name: account.name,
         tokenId: rec.id,
-        mfa: false,
+        // Only a token minted by an SSO sign-in with a second factor carries one (bulwark login --sso).
+        mfa: rec.mfa === true,
         authMethod: 'token',
         boundaries: [
           ...accountBoundaries(account),

@@ -187,6 +187,11 @@ export function createSignIn(core: IamCore) {
     csrfFor,
     createSession,
 
+    /** The tenant requires this person to sign in with a second factor (everyone, or their role). */
+    async mfaRequired(a: Account): Promise<boolean> {
+      return mfaRequiredFor(await settingsOf(a.tenant), a);
+    },
+
     async issuePasswordToken(a: Account, purpose: 'setup' | 'reset'): Promise<string> {
       const secret = `bwp_${ids.token(32)}`;
       const now = clock.now();

@@ -1,6 +1,7 @@
 import type { Db, SqlValue } from '../../kernel/index.ts';
 import type {
   Account,
+  CliSsoRequest,
   Credentials,
   CustomRole,
   IamStore,
@@ -43,6 +44,23 @@ const token = (r: Row): TokenRecord => ({
   revokedAt: num(r.revoked_at),
   scope: r.scope ? (JSON.parse(String(r.scope)) as TokenRecord['scope']) : null,
   createdBy: str(r.created_by),
+  mfa: Number(r.mfa ?? 0) === 1,
+});
+
+const cliRequest = (r: Row): CliSsoRequest => ({
+  handleHash: String(r.handle_hash),
+  tenant: String(r.tenant_id),
+  redirectUri: String(r.redirect_uri),
+  codeChallenge: String(r.code_challenge),
+  cliState: String(r.cli_state),
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  startedAt: num(r.started_at),
+  codeHash: str(r.code_hash),
+  accountId: str(r.account_id),
+  mfa: Number(r.mfa) === 1,
+  codeExpiresAt: num(r.code_expires_at),
+  usedAt: num(r.used_at),
 });
 
 const session = (r: Row): SessionRecord => ({
@@ -234,7 +252,7 @@ export function createIamStore(db: Db): IamStore {
 
     async insertToken(t) {
       await db.run(
-        'INSERT INTO api_tokens (id, tenant_id, account_id, name, hash, created_at, expires_at, last_used_at, revoked_at, scope, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO api_tokens (id, tenant_id, account_id, name, hash, created_at, expires_at, last_used_at, revoked_at, scope, created_by, mfa) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         [
           t.id,
           t.tenant,
@@ -247,6 +265,7 @@ export function createIamStore(db: Db): IamStore {
           t.revokedAt,
           t.scope ? JSON.stringify(t.scope) : null,
           t.createdBy,
+          t.mfa === true ? 1 : 0,
         ],
       );
     },
@@ -498,8 +517,17 @@ export function createIamStore(db: Db): IamStore {
     },
     async insertOidcPending(p: OidcPending) {
       await db.run(
-        'INSERT INTO oidc_pending (state_hash, tenant_id, binding_hash, code_verifier, nonce, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        [p.stateHash, p.tenant, p.bindingHash, p.codeVerifier, p.nonce, p.createdAt, p.expiresAt],
+        'INSERT INTO oidc_pending (state_hash, tenant_id, binding_hash, code_verifier, nonce, created_at, expires_at, cli_request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        [
+          p.stateHash,
+          p.tenant,
+          p.bindingHash,
+          p.codeVerifier,
+          p.nonce,
+          p.createdAt,
+          p.expiresAt,
+          p.cliRequest ?? null,
+        ],
       );
     },
     async takeOidcPending(stateHash) {
@@ -516,9 +544,51 @@ export function createIamStore(db: Db): IamStore {
           nonce: String(r.nonce),
           createdAt: Number(r.created_at),
           expiresAt: Number(r.expires_at),
+          cliRequest: str(r.cli_request),
         };
         return p;
       });
+    },
+
+    async insertCliRequest(r, now) {
+      await db.run('DELETE FROM cli_sso_requests WHERE expires_at < ?', [now - 86_400_000]);
+      await db.run(
+        'INSERT INTO cli_sso_requests (handle_hash, tenant_id, redirect_uri, code_challenge, cli_state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [r.handleHash, r.tenant, r.redirectUri, r.codeChallenge, r.cliState, r.createdAt, r.expiresAt],
+      );
+    },
+    async startCliRequest(handleHash, now) {
+      const { changes } = await db.run(
+        'UPDATE cli_sso_requests SET started_at = ? WHERE handle_hash = ? AND started_at IS NULL AND expires_at > ?',
+        [now, handleHash, now],
+      );
+      if (changes !== 1) return undefined;
+      const r = await db.get<Row>('SELECT * FROM cli_sso_requests WHERE handle_hash = ?', [handleHash]);
+      return r && cliRequest(r);
+    },
+    async getCliRequest(handleHash) {
+      const r = await db.get<Row>('SELECT * FROM cli_sso_requests WHERE handle_hash = ?', [handleHash]);
+      return r && cliRequest(r);
+    },
+    async setCliCode(handleHash, c) {
+      const { changes } = await db.run(
+        'UPDATE cli_sso_requests SET code_hash = ?, account_id = ?, mfa = ?, code_expires_at = ? WHERE handle_hash = ? AND code_hash IS NULL',
+        [c.codeHash, c.accountId, c.mfa ? 1 : 0, c.codeExpiresAt, handleHash],
+      );
+      return changes === 1;
+    },
+    async useCliCode(codeHash, now) {
+      const { changes } = await db.run(
+        'UPDATE cli_sso_requests SET used_at = ? WHERE code_hash = ? AND used_at IS NULL',
+        [now, codeHash],
+      );
+      if (changes !== 1) return undefined;
+      const r = await db.get<Row>('SELECT * FROM cli_sso_requests WHERE code_hash = ?', [codeHash]);
+      return r && cliRequest(r);
+    },
+    async findCliCode(codeHash) {
+      const r = await db.get<Row>('SELECT * FROM cli_sso_requests WHERE code_hash = ?', [codeHash]);
+      return r && cliRequest(r);
     },
 
     async ensureTenant(id, name, now) {
