@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixedClock } from '../src/kernel/index.ts';
+import { createIamStore, hashToken } from '../src/modules/iam/index.ts';
 import { startPlatform, type Platform } from '../../../test/support/platform.ts';
 import { tempDir } from '../../../test/support/db.ts';
 import { cliEnv, runCli, runInProcess } from '../../../packages/cli/test/helpers/run-cli.ts';
@@ -388,6 +389,61 @@ describe('single sign-on from the CLI', () => {
       404,
       'ERR_AUTH_OIDC_NOT_CONFIGURED',
     );
+  });
+
+  test('a second factor the provider asserted is carried by the token, as by a session', async () => {
+    // The test provider's login form asserts no factor: the sign-in is completed in the store as the
+    // callback would complete it for an `amr` naming one, and exchanged through the API.
+    const store = createIamStore(p.app.db);
+    const carol = (await store.findAccountByName('default', 'carol'))!;
+    const k = pkce();
+    const handle = randomBytes(32).toString('base64url');
+    const code = `bwc_${randomBytes(32).toString('base64url')}`;
+    const now = clock.now();
+    await store.insertCliRequest(
+      {
+        handleHash: hashToken(handle),
+        tenant: 'default',
+        redirectUri: 'http://127.0.0.1:9/callback',
+        codeChallenge: k.challenge,
+        cliState: 'state-state-state',
+        createdAt: now,
+        expiresAt: now + 600_000,
+        startedAt: null,
+        codeHash: null,
+        accountId: null,
+        mfa: false,
+        codeExpiresAt: null,
+        usedAt: null,
+      },
+      now,
+    );
+    assert.ok(await store.startCliRequest(hashToken(handle), now));
+    assert.ok(
+      await store.setCliCode(hashToken(handle), {
+        codeHash: hashToken(code),
+        accountId: carol.id,
+        mfa: true,
+        codeExpiresAt: now + 60_000,
+      }),
+    );
+    const r = await exchange(code, k.verifier);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.mfa, true);
+    const who = await call<{ mfa: boolean; authMethod: string }>(p.url, p.ca, 'GET', '/api/v1/whoami', {
+      token: r.body.secret,
+    });
+    assert.deepEqual([who.body.mfa, who.body.authMethod], [true, 'token']);
+    // Any other token of the same person carries none.
+    const plain = await call<{ secret: string }>(p.url, p.ca, 'POST', '/api/v1/accounts/me/tokens', {
+      token: r.body.secret,
+      body: { name: 'plain' },
+    });
+    assert.equal(plain.status, 201, JSON.stringify(plain.body));
+    const whoPlain = await call<{ mfa: boolean }>(p.url, p.ca, 'GET', '/api/v1/whoami', {
+      token: plain.body.secret,
+    });
+    assert.equal(whoPlain.body.mfa, false);
   });
 
   test('a person who must use a second factor gets no token when the provider asserted none', async () => {
