@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { fixedClock } from '../src/kernel/index.ts';
 import { createIamStore, hashToken } from '../src/modules/iam/index.ts';
@@ -143,6 +144,24 @@ describe('single sign-on from the CLI', () => {
     const back = await browser(browserUrl, 'alice');
     assert.equal(back.protocol, 'http:');
     assert.equal(back.hostname, '127.0.0.1');
+    // A name that resolves to loopback (DNS rebinding) is not the address the CLI gave: not answered.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: Number(back.port),
+          path: `${back.pathname}${back.search}`,
+          headers: { host: `evil.example:${back.port}` },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(rebound, 404);
     // Another page making the browser call the CLI's listener with a forged answer is ignored.
     const forged = await fetch(`${back.origin}/callback?code=bwc_forged&state=not-the-state`);
     assert.equal(forged.status, 400);

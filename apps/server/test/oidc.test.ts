@@ -10,6 +10,7 @@ import Provider from 'oidc-provider';
 import { fixedClock } from '../src/kernel/index.ts';
 import { startPlatform, type Platform } from '../../../test/support/platform.ts';
 import { call, type Reply } from './support/iam-http.ts';
+import { throughIdp } from './support/oidc-provider.ts';
 
 const USERS: Record<string, { groups?: string[] }> = {
   alice: { groups: ['bw-operators', 'staff'] },
@@ -127,44 +128,10 @@ describe('OIDC single sign-on with a real provider', () => {
       String(start.headers['set-cookie']),
       /__Host-bulwark_sso=[^;]+; Path=\/; Secure; HttpOnly; SameSite=Lax/,
     );
-    const jar = new Map<string, string>();
-    let url = String(start.headers.location);
-    const auth = new URL(url);
+    const auth = new URL(String(start.headers.location));
     assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
     assert.ok(auth.searchParams.get('state') && auth.searchParams.get('nonce'));
-    for (let hops = 0; hops < 20; hops++) {
-      if (url.startsWith(p.url)) return { callbackUrl: url, binding };
-      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      let res = await fetch(url, { redirect: 'manual', headers: { cookie } });
-      for (const c of res.headers.getSetCookie()) {
-        const [pair] = c.split(';');
-        const eq = (pair ?? '').indexOf('=');
-        jar.set((pair ?? '').slice(0, eq), (pair ?? '').slice(eq + 1));
-      }
-      if (res.status === 200 && url.includes('/interaction/')) {
-        const html = await res.text();
-        const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1] ?? 'login';
-        const form = new URLSearchParams({
-          prompt,
-          ...(prompt === 'login' ? { login: user, password: 'x' } : {}),
-        });
-        res = await fetch(url, {
-          method: 'POST',
-          redirect: 'manual',
-          body: form,
-          headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-        });
-        for (const c of res.headers.getSetCookie()) {
-          const [pair] = c.split(';');
-          const eq = (pair ?? '').indexOf('=');
-          jar.set((pair ?? '').slice(0, eq), (pair ?? '').slice(eq + 1));
-        }
-      }
-      const location = res.headers.get('location');
-      assert.ok(location, `no redirect from ${url}: ${res.status} ${await res.text()}`);
-      url = new URL(location, url).toString();
-    }
-    throw new Error('too many redirects');
+    return { callbackUrl: await throughIdp(auth.toString(), user, p.url), binding };
   }
 
   const callback = (callbackUrl: string, binding: string | undefined) =>
