@@ -221,6 +221,16 @@ describe('policies end to end', () => {
     assert.equal(await subscribeRc(client, 'devices/robot-1/update/#'), 1);
     assert.equal(await subscribeRc(client, 'devices/robot-1/ota/notify'), 1, 'OTA notices still reach it');
     assert.equal(await subscribeRc(client, 'devices/robot-1/#'), 0x87);
+    // It may still report tampering (and the report becomes a posture finding), but not listen there.
+    const tamper = JSON.stringify({ kind: 'enclosure-opened', at: new Date().toISOString() });
+    assert.equal(await publishRc(client, 'devices/robot-1/events/tamper', tamper), 0);
+    assert.equal(await subscribeRc(client, 'devices/robot-1/events/tamper'), 0x87);
+    const findings = await api<{ items: { kind: string; device?: string }[] }>('GET', '/posture/findings');
+    assert.equal(findings.status, 200, JSON.stringify(findings.body));
+    assert.ok(
+      findings.body.items.some((f) => /tamper/.test(f.kind)),
+      JSON.stringify(findings.body),
+    );
     got.length = 0;
     await p.app.mqtt.broker.publish({ topic: 'devices/robot-1/commands', payload: '{}', qos: 1 });
     await p.app.mqtt.broker.publish({ topic: 'devices/robot-1/update/firmware', payload: '{}', qos: 1 });

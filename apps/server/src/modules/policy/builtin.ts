@@ -37,7 +37,7 @@ export const QUARANTINE_GROUP = 'quarantine';
 export const quarantinePolicy: PolicyDocument = {
   id: 'builtin:quarantine',
   description:
-    'Quarantine: MQTT limited to devices/{id}/status, devices/{id}/update/# and the OTA topics devices/{id}/ota/#, whatever else is attached.',
+    'Quarantine: MQTT limited to devices/{id}/status, devices/{id}/update/# and the OTA topics devices/{id}/ota/#, whatever else is attached; the device may still report tampering (devices/{id}/events/tamper).',
   statements: [
     {
       sid: 'limit-to-status-and-update',
@@ -47,7 +47,14 @@ export const quarantinePolicy: PolicyDocument = {
         'bulwark:${device.tenant}:topic/devices/${device.id}/status',
         'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
         'bulwark:${device.tenant}:topic/devices/${device.id}/ota/#',
+        'bulwark:${device.tenant}:topic/devices/${device.id}/events/tamper',
       ],
+    },
+    {
+      sid: 'tamper-reports-outbound-only',
+      effect: 'deny',
+      actions: ['mqtt:subscribe', 'mqtt:receive'],
+      resources: ['bulwark:${device.tenant}:topic/devices/${device.id}/events/tamper'],
     },
     {
       sid: 'status-and-update',
@@ -58,6 +65,13 @@ export const quarantinePolicy: PolicyDocument = {
         'bulwark:${device.tenant}:topic/devices/${device.id}/update/#',
         'bulwark:${device.tenant}:topic/devices/${device.id}/ota/#',
       ],
+    },
+    {
+      // A device held in quarantine is exactly the one whose tamper reports matter.
+      sid: 'tamper-reports',
+      effect: 'allow',
+      actions: ['mqtt:publish'],
+      resources: ['bulwark:${device.tenant}:topic/devices/${device.id}/events/tamper'],
     },
   ],
 };
