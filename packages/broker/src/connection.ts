@@ -122,8 +122,13 @@ function flushAll(): void {
   for (let i = 0; i < list.length; i++) list[i]!.flush();
 }
 
-/** Output entry kinds (see Connection#out): as is, a PUBLISH whose packet id is patched in, a 4-byte ack. */
+/** Stands for a 4-byte acknowledgement in Connection#out (see there). */
 const ACK_ENTRY = Buffer.alloc(4);
+/** Marks a Message in Connection#out, written as a PUBLISH without properties when flushed. */
+const PUBLISH_ENTRY = 1 << 24;
+const P_V5 = 1 << 23;
+const P_DUP = 1 << 22;
+const P_RETAIN = 1 << 21;
 /** Buffers at least this large are written as they are, not copied into a batch. */
 const WRITE_AS_IS = 16 * 1024;
 /** Largest batch buffer. */
@@ -169,11 +174,14 @@ export class Connection<P> implements SessionConnection {
   /** True when the client ended with DISCONNECT 0x00: the will is discarded [MQTT-3.1.2-10]. */
   normalDisconnect = false;
   /**
-   * Output of this turn, written by flush(). `#outMeta[i]`: 0 = `#out[i]` as is; < 0 = `#out[i]` is a
-   * shared encoded PUBLISH, sent with packet id `-meta`; for ACK_ENTRY, `type << 16 | packet id`.
+   * Output of this turn, written by flush(), `#outLen[i]` bytes each. `#outMeta[i]`: 0 = `#out[i]` as
+   * is; < 0 = `#out[i]` is a shared encoded PUBLISH, sent with packet id `-meta`; for ACK_ENTRY,
+   * `type << 16 | packet id`; PUBLISH_ENTRY | flags | qos << 16 | packet id = `#out[i]` is a Message
+   * to encode into the batch (no buffer of its own).
    */
-  #out: Buffer[] = [];
+  #out: (Buffer | Message)[] = [];
   #outMeta: number[] = [];
+  #outLen: number[] = [];
   #outBytes = 0;
   /** The last topic name of an inbound PUBLISH found valid: a device rarely changes its topic. */
   #validTopic: string | undefined = undefined;
@@ -1306,7 +1314,7 @@ export class Connection<P> implements SessionConnection {
     this.#queueOut(ACK_ENTRY, (type << 16) | packetId, 4);
   }
 
-  #queueOut(buf: Buffer, meta: number, size: number): void {
+  #queueOut(entry: Buffer | Message, meta: number, size: number): void {
     if (this.#out.length === 0) {
       flushing.push(this as Connection<unknown>);
       if (!flushScheduled) {
@@ -1314,63 +1322,75 @@ export class Connection<P> implements SessionConnection {
         setImmediate(flushAll);
       }
     }
-    this.#out.push(buf);
+    this.#out.push(entry);
     this.#outMeta.push(meta);
+    this.#outLen.push(size);
     this.#outBytes += size;
   }
 
   /** @internal writes this turn's output: small packets copied into one buffer, large ones as they are. */
   flush(): void {
-    const bufs = this.#out;
-    const n = bufs.length;
+    const entries = this.#out;
+    const n = entries.length;
     if (n === 0) return;
     const meta = this.#outMeta;
+    const lens = this.#outLen;
     const stream = this.stream;
     if (!stream.destroyed && stream.writable) {
-      if (n === 1 && meta[0] === 0) stream.write(bufs[0]!);
+      if (n === 1 && meta[0] === 0) stream.write(entries[0] as Buffer);
       else {
         stream.cork();
         let i = 0;
         while (i < n) {
-          const b = bufs[i]!;
-          if (b.length >= WRITE_AS_IS && meta[i] === 0) {
-            stream.write(b);
-            i++;
+          if (lens[i]! >= WRITE_AS_IS && meta[i] === 0) {
+            stream.write(entries[i++] as Buffer);
             continue;
           }
           let size = 0;
           let j = i;
           while (j < n) {
-            const bj = bufs[j]!;
-            if (bj.length >= WRITE_AS_IS && meta[j] === 0) break;
-            if (size > 0 && size + bj.length > BATCH_MAX) break;
-            size += bj.length;
+            const len = lens[j]!;
+            if (len >= WRITE_AS_IS && meta[j] === 0) break;
+            if (size > 0 && size + len > BATCH_MAX) break;
+            size += len;
             j++;
           }
           const out = Buffer.allocUnsafe(size);
           let o = 0;
           for (; i < j; i++) {
-            const bi = bufs[i]!;
+            const e = entries[i]!;
             const m = meta[i]!;
-            if (bi === ACK_ENTRY) {
+            if (m >= PUBLISH_ENTRY) {
+              o = (e as Message).writePlain(
+                out,
+                o,
+                ((m >> 16) & 3) as QoS,
+                (m & P_RETAIN) !== 0,
+                (m & P_DUP) !== 0,
+                m & 0xffff,
+                (m & P_V5) !== 0,
+              );
+            } else if (e === ACK_ENTRY) {
               out[o] = m >>> 16;
               out[o + 1] = 2;
               out[o + 2] = (m >> 8) & 0xff;
               out[o + 3] = m & 0xff;
               o += 4;
-              continue;
+            } else {
+              const b = e as Buffer;
+              out.set(b, o);
+              if (m < 0) out.writeUInt16BE(-m, o + packetIdOffset(b));
+              o += b.length;
             }
-            out.set(bi, o);
-            if (m < 0) out.writeUInt16BE(-m, o + packetIdOffset(bi));
-            o += bi.length;
           }
           stream.write(out);
         }
         stream.uncork();
       }
     }
-    bufs.length = 0;
+    entries.length = 0;
     meta.length = 0;
+    lens.length = 0;
     this.#outBytes = 0;
   }
 
@@ -1402,10 +1422,28 @@ export class Connection<P> implements SessionConnection {
         aliasNew = true;
       }
     }
+    const v5 = this.v5;
+    if (alias === 0 && (!v5 || (ids === undefined && msg.properties === undefined && msg.expiresAt === 0))) {
+      // Without properties: encoded straight into this turn's batch when flushed.
+      const size = msg.plainSize(qos, v5);
+      if (size !== 0 && size < WRITE_AS_IS) {
+        if (this.#clientMaxPacketSize !== 0 && size > this.#clientMaxPacketSize) {
+          // [MQTT-3.1.2-25] v5 never send a packet larger than the client's Maximum Packet Size: drop it.
+          this.core.metrics.dropped++;
+          return false;
+        }
+        if (this.state !== 'closed') {
+          const flags = (v5 ? P_V5 : 0) | (dup ? P_DUP : 0) | (retain ? P_RETAIN : 0);
+          this.#queueOut(msg, PUBLISH_ENTRY | flags | (qos << 16) | packetId, size);
+        }
+        this.core.metrics.messagesOut++;
+        return true;
+      }
+    }
     // The encoding shared by every delivery of the message, or one for this delivery only.
-    const shared = dup || alias !== 0 ? undefined : msg.shared(qos, retain, this.v5, ids);
+    const shared = dup || alias !== 0 ? undefined : msg.shared(qos, retain, v5, ids);
     const buf =
-      shared ?? msg.encode(qos, retain, dup, packetId, this.v5, ids, alias, aliasNew, this.core.clock.now());
+      shared ?? msg.encode(qos, retain, dup, packetId, v5, ids, alias, aliasNew, this.core.clock.now());
     if (this.#clientMaxPacketSize !== 0 && buf.length > this.#clientMaxPacketSize) {
       // [MQTT-3.1.2-25] v5 never send a packet larger than the client's Maximum Packet Size: drop it.
       this.core.metrics.dropped++;

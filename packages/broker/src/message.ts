@@ -18,7 +18,12 @@ export class Message {
   readonly expiresAt: number;
   /** Publishing client id, for No Local; undefined when the server published it. */
   readonly origin: string | undefined;
-  #encoded: (Buffer | undefined)[] | undefined = undefined;
+  /** The shared encoding most recently asked for, and its key (see `shared`); others in #encodedMore. */
+  #encoded: Buffer | undefined = undefined;
+  #encodedKey = -1;
+  #encodedMore: (Buffer | undefined)[] | undefined = undefined;
+  /** UTF-8 length of the topic, -1 until needed. */
+  #topicBytes = -1;
 
   constructor(
     topic: string,
@@ -92,14 +97,49 @@ export class Message {
    */
   shared(qos: QoS, retain: boolean, v5: boolean, subscriptionIds: number[] | undefined): Buffer | undefined {
     if (v5 && (subscriptionIds !== undefined || this.expiresAt !== 0)) return undefined;
-    const index = (v5 ? 1 : 0) | (retain ? 2 : 0) | (qos << 2);
-    const cache = (this.#encoded ??= []);
-    let buf = cache[index];
+    const key = (v5 ? 1 : 0) | (retain ? 2 : 0) | (qos << 2);
+    if (key === this.#encodedKey) return this.#encoded;
+    // Deliveries at different QoS or protocol levels: the others are kept aside.
+    const more = this.#encodedMore;
+    let buf = more?.[key];
     if (buf === undefined) {
       buf = this.#encodeOnce(qos, retain, false, 0, v5, undefined, 0, false, 0);
-      cache[index] = buf;
+      if (this.#encodedKey === -1) {
+        this.#encoded = buf;
+        this.#encodedKey = key;
+        return buf;
+      }
+      (this.#encodedMore ??= [])[key] = buf;
     }
     return buf;
+  }
+
+  /**
+   * Size of this message as a PUBLISH without properties (v5: with an empty property list, so only
+   * for a message without properties or expiry, delivered without subscription ids or topic alias),
+   * or 0 when it cannot be encoded so (topic or packet too long for MQTT).
+   */
+  plainSize(qos: QoS, v5: boolean): number {
+    let t = this.#topicBytes;
+    if (t < 0) t = this.#topicBytes = Buffer.byteLength(this.topic);
+    const remaining = 2 + t + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + this.payload.length;
+    if (t > 0xffff || remaining > MAX_REMAINING) return 0;
+    return headerSize(remaining) + remaining;
+  }
+
+  /** Writes that PUBLISH (`plainSize` bytes) into `out` at `offset`; returns the offset after it. */
+  writePlain(
+    out: Buffer,
+    offset: number,
+    qos: QoS,
+    retain: boolean,
+    dup: boolean,
+    packetId: number,
+    v5: boolean,
+  ): number {
+    let t = this.#topicBytes;
+    if (t < 0) t = this.#topicBytes = Buffer.byteLength(this.topic);
+    return writePublish(out, offset, this.topic, t, this.payload, qos, retain, dup, packetId, v5);
   }
 
   #encodeOnce(
@@ -165,10 +205,31 @@ function encodePublish(
   const topicLen = Buffer.byteLength(topic);
   const remaining = 2 + topicLen + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
   if (topicLen > 0xffff || remaining > MAX_REMAINING) return undefined;
-  const header = remaining < 128 ? 2 : remaining < 16_384 ? 3 : remaining < 2_097_152 ? 4 : 5;
-  const out = Buffer.allocUnsafe(header + remaining);
-  out[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
-  let o = 1;
+  const out = Buffer.allocUnsafe(headerSize(remaining) + remaining);
+  writePublish(out, 0, topic, topicLen, payload, qos, retain, dup, packetId, v5);
+  return out;
+}
+
+/** Fixed header bytes for a Remaining Length (MQTT 1.5.5: 1 to 4 bytes, after the type byte). */
+function headerSize(remaining: number): number {
+  return remaining < 128 ? 2 : remaining < 16_384 ? 3 : remaining < 2_097_152 ? 4 : 5;
+}
+
+/** A PUBLISH without properties at `o`; returns the offset after it. The caller checked the sizes. */
+function writePublish(
+  out: Buffer,
+  o: number,
+  topic: string,
+  topicLen: number,
+  payload: Buffer,
+  qos: QoS,
+  retain: boolean,
+  dup: boolean,
+  packetId: number,
+  v5: boolean,
+): number {
+  const remaining = 2 + topicLen + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
+  out[o++] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
   let n = remaining;
   do {
     const b = n % 128;
@@ -177,14 +238,15 @@ function encodePublish(
   } while (n > 0);
   out[o++] = topicLen >> 8;
   out[o++] = topicLen & 0xff;
-  o += out.write(topic, o, 'utf8');
+  // An ASCII topic (one byte per character) is the same in latin1, which Node writes faster.
+  o += out.write(topic, o, topicLen, topicLen === topic.length ? 'latin1' : 'utf8');
   if (qos > 0) {
     out[o++] = packetId >> 8;
     out[o++] = packetId & 0xff;
   }
   if (v5) out[o++] = 0;
-  payload.copy(out, o);
-  return out;
+  out.set(payload, o);
+  return o + payload.length;
 }
 
 /** Stores and routers may hand back a plain Uint8Array (structured clone, some drivers). */

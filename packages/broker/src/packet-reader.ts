@@ -103,6 +103,9 @@ function sharedParser(): SharedParser {
 
 export class PacketReader {
   #chunks: Buffer[] = [];
+  /** Where the unread bytes start in #chunks[0]: packets are decoded in place, without a view per frame. */
+  #off = 0;
+  /** Unread bytes (from #off on). */
   #buffered = 0;
   /** Bytes needed before the next frame can be cut, 0 when unknown (header incomplete). */
   #need = 0;
@@ -134,14 +137,17 @@ export class PacketReader {
   next(): Packet | ReadError | undefined {
     if (this.#buffered === 0 || this.#buffered < this.#need) return undefined;
     let buf = this.#chunks[0]!;
+    let off = this.#off;
     if (this.#chunks.length > 1) {
+      if (off !== 0) this.#chunks[0] = buf.subarray(off);
       buf = Buffer.concat(this.#chunks, this.#buffered);
       this.#chunks = [buf];
+      this.#off = off = 0;
     }
     // Fixed header: type byte and a variable byte integer of at most 4 bytes (MQTT 2.2.3).
     let remaining = 0;
     let multiplier = 1;
-    let pos = 1;
+    let pos = off + 1;
     for (;;) {
       if (pos >= buf.length) {
         this.#need = 0;
@@ -150,10 +156,10 @@ export class PacketReader {
       const b = buf[pos++]!;
       remaining += (b & 0x7f) * multiplier;
       if ((b & 0x80) === 0) break;
-      if (pos === 5) return { kind: 'malformed', message: 'Malformed Remaining Length' };
+      if (pos === off + 5) return { kind: 'malformed', message: 'Malformed Remaining Length' };
       multiplier *= 128;
     }
-    const total = pos + remaining;
+    const total = pos - off + remaining;
     if (total > this.maxPacketSize) {
       return {
         kind: 'too-large',
@@ -161,24 +167,26 @@ export class PacketReader {
         size: total,
       };
     }
-    if (buf.length < total) {
+    const end = off + total;
+    if (buf.length < end) {
       this.#need = total;
       return undefined;
     }
     this.#need = 0;
     this.frameSize = total;
-    const frame = buf.length === total ? buf : buf.subarray(0, total);
-    if (buf.length === total) {
+    if (buf.length === end) {
       this.#chunks.length = 0;
+      this.#off = 0;
       this.#buffered = 0;
     } else {
-      this.#chunks[0] = buf.subarray(total);
-      this.#buffered = buf.length - total;
+      this.#off = end;
+      this.#buffered = buf.length - end;
     }
     if (this.#settings !== initialSettings) {
-      const fast = decodeFast(this, frame, buf[0]!, pos, total);
+      const fast = decodeFast(this, buf, buf[off]!, pos, end);
       if (fast !== undefined) return checkPacketId(fast);
     }
+    const frame = off === 0 && end === buf.length ? buf : buf.subarray(off, end);
     const sp = sharedParser();
     const parser = sp.parser;
     sp.packet = undefined;
@@ -232,25 +240,26 @@ function checkPacketId(packet: Packet): Packet | ReadError {
  */
 function decodeFast(
   reader: { topic: string; v5: boolean },
-  frame: Buffer,
+  buf: Buffer,
   first: number,
   bodyStart: number,
-  total: number,
+  end: number,
 ): Packet | undefined {
+  // The packet is buf[.. end), its body starts at bodyStart; buf may hold more after it.
   const type = first >> 4;
-  const remaining = total - bodyStart;
+  const remaining = end - bodyStart;
   if (type === 3) {
     // PUBLISH: DUP, QoS (3 is malformed [MQTT-3.3.1-4]) and RETAIN in the flags.
     const qos = ((first >> 1) & 3) as QoS | 3;
     if (qos === 3 || remaining < 2) return undefined;
-    const topicLen = (frame[bodyStart]! << 8) | frame[bodyStart + 1]!;
+    const topicLen = (buf[bodyStart]! << 8) | buf[bodyStart + 1]!;
     const a = bodyStart + 2;
     const b = a + topicLen;
     let p = b + (qos > 0 ? 2 : 0);
-    if (p > total) return undefined;
+    if (p > end) return undefined;
     if (reader.v5) {
       // Only an empty property list here; properties go to mqtt-packet.
-      if (p >= total || frame[p] !== 0) return undefined;
+      if (p >= end || buf[p] !== 0) return undefined;
       p++;
     }
     // The topic: U+0000 is the byte 0x00 in well-formed UTF-8 [MQTT-1.5.3-2]; non-ASCII is checked
@@ -259,7 +268,7 @@ function decodeFast(
     let same = cached.length === topicLen;
     let ascii = true;
     for (let i = a; i < b; i++) {
-      const c = frame[i]!;
+      const c = buf[i]!;
       if (c === 0) return undefined;
       if (c >= 0x80) ascii = false;
       else if (same && cached.charCodeAt(i - a) !== c) same = false;
@@ -268,14 +277,14 @@ function decodeFast(
     if (ascii) {
       if (same) topic = cached;
       else {
-        topic = frame.toString('latin1', a, b);
+        topic = buf.toString('latin1', a, b);
         reader.topic = topic;
       }
     } else {
-      if (!isUtf8(frame.subarray(a, b))) return undefined;
-      topic = frame.toString('utf8', a, b);
+      if (!isUtf8(buf.subarray(a, b))) return undefined;
+      topic = buf.toString('utf8', a, b);
     }
-    const payload = frame.subarray(p, total);
+    const payload = buf.subarray(p, end);
     if (qos === 0) {
       return {
         cmd: 'publish',
@@ -295,14 +304,14 @@ function decodeFast(
       length: remaining,
       topic,
       payload,
-      messageId: (frame[b]! << 8) | frame[b + 1]!,
+      messageId: (buf[b]! << 8) | buf[b + 1]!,
     };
   }
   if (type >= 4 && type <= 7) {
     // PUBACK, PUBREC, PUBCOMP with flags 0000, PUBREL with 0010 [MQTT-3.6.1-1]; only the plain
     // two-byte form (a v5 reason code or properties go to mqtt-packet).
     if ((first & 0x0f) !== (type === 6 ? 2 : 0) || remaining !== 2) return undefined;
-    const messageId = (frame[bodyStart]! << 8) | frame[bodyStart + 1]!;
+    const messageId = (buf[bodyStart]! << 8) | buf[bodyStart + 1]!;
     const cmd = type === 4 ? 'puback' : type === 5 ? 'pubrec' : type === 6 ? 'pubrel' : 'pubcomp';
     const packet = {
       cmd,

@@ -134,7 +134,7 @@ test('v5 PUBLISH with properties and a reason-coded PUBACK go through mqtt-packe
   assert.equal(a.reasonCode, 0x10);
 });
 
-test('Message.encode writes the same bytes as mqtt-packet for PUBLISH without properties', () => {
+test('Message.encode and writePlain write the same bytes as mqtt-packet for PUBLISH without properties', () => {
   for (const version of [4, 5] as const) {
     for (const qos of [0, 1, 2] as const) {
       for (const [topic, size] of [
@@ -157,8 +157,78 @@ test('Message.encode writes the same bytes as mqtt-packet for PUBLISH without pr
           if (version === 5) packet.properties = {};
           const want = mqttPacket.generate(packet, { protocolVersion: version });
           assert.ok(got.equals(want), `v${version} qos ${qos} ${topic} ${size} retain ${retain}`);
+          // Written into a batch between other bytes.
+          const n = m.plainSize(qos, version === 5);
+          assert.equal(n, want.length);
+          const batch = Buffer.alloc(n + 6, 0xee);
+          assert.equal(m.writePlain(batch, 3, qos, retain, dup, id, version === 5), 3 + n);
+          assert.ok(
+            batch.subarray(3, 3 + n).equals(want),
+            `writePlain v${version} qos ${qos} ${topic} ${size}`,
+          );
+          assert.deepEqual(
+            [...batch.subarray(0, 3), ...batch.subarray(3 + n)],
+            [0xee, 0xee, 0xee, 0xee, 0xee, 0xee],
+          );
         }
       }
     }
+  }
+});
+
+test('a byte stream cut anywhere (mid-header too) decodes to the same packets, several per chunk or one across many', () => {
+  const packets: Packet[] = [
+    { cmd: 'publish', topic: 'd/1/t', payload: Buffer.from('one'), qos: 0, retain: false, dup: false },
+    {
+      cmd: 'publish',
+      topic: 'd/1/t',
+      payload: Buffer.alloc(200, 2),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 1,
+    },
+    { cmd: 'puback', messageId: 7 },
+    { cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'a/+', qos: 1 }] },
+    {
+      cmd: 'publish',
+      topic: 'grüße',
+      payload: Buffer.from('zwei'),
+      qos: 2,
+      retain: true,
+      dup: false,
+      messageId: 3,
+    },
+    { cmd: 'pingreq' },
+    { cmd: 'pubrel', messageId: 9 },
+    { cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['a/+'] },
+    { cmd: 'publish', topic: 'd/1/t', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false },
+  ];
+  const bytes = Buffer.concat(packets.map((p) => mqttPacket.generate(p)));
+  const expected = packets.map((p) => {
+    const one = connected(4);
+    one.push(mqttPacket.generate(p));
+    return fields(one.next() as Packet);
+  });
+  const decode = (pieces: Buffer[]): Record<string, unknown>[] => {
+    const r = connected(4);
+    const out: Record<string, unknown>[] = [];
+    for (const piece of pieces) {
+      r.push(piece);
+      for (let p = r.next(); p !== undefined; p = r.next()) {
+        assert.ok('cmd' in p, JSON.stringify(p));
+        out.push(fields(p));
+      }
+    }
+    assert.equal(r.buffered, 0);
+    return out;
+  };
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    assert.deepEqual(decode([bytes.subarray(0, cut), bytes.subarray(cut)]), expected, `cut at ${cut}`);
+  }
+  for (const size of [1, 2, 3, 7, 64]) {
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += size) pieces.push(bytes.subarray(i, i + size));
+    assert.deepEqual(decode(pieces), expected, `pieces of ${size}`);
   }
 });
