@@ -90,6 +90,9 @@ async function startBulwark(opts: StartOptions): Promise<RunningBroker> {
   const { certs } = opts;
   const hub = lineHub();
   const args = [
+    // As `npm start` runs the platform: without it V8 grows its young generation to 64 MB per
+    // semi-space under a flood of messages (+130 MB RSS) with no gain in speed.
+    '--max-semi-space-size=8',
     BULWARK_SERVER,
     '--port',
     '0',
