@@ -469,7 +469,7 @@ describe('device SDK end to end', () => {
     await d.close();
   });
 
-  test('TLS session resumption: a reconnect resumes the session, never right after a renewal; can be turned off', async () => {
+  test('TLS session resumption: a reconnect resumes the session, also after failed attempts; not after a renewal or a refusal; can be turned off', async () => {
     const proxy = await tcpProxy(p.mqttPort);
     try {
       const run = async (id: string, extra: Partial<DeviceOptions>) => {
@@ -495,18 +495,37 @@ describe('device SDK end to end', () => {
         proxy.cut();
         await next;
         await d.telemetry({ after: 'second reconnect' });
+        // The network is down for a while: attempts fail, the session is kept for when it is back.
+        next = reconnected();
+        await proxy.pause();
+        await new Promise((r) => setTimeout(r, 300));
+        await proxy.resume();
+        await next;
+        // The platform drops the device and refuses it while it is disabled: afterwards, a full handshake.
+        let refusals = 0;
+        const refused = () => refusals++;
+        d.on('warning', refused);
+        assert.equal((await p.api('POST', `/api/v1/devices/${id}/disable`)).status, 200);
+        await waitFor(() => refusals >= 2 || undefined, 10_000);
+        next = reconnected();
+        assert.equal((await p.api('POST', `/api/v1/devices/${id}/enable`)).status, 200);
+        await next;
+        d.off('warning', refused);
+        await d.telemetry({ after: 'enabled again' });
         await d.close();
         return resumed;
       };
       // The connection after a renewal must present the new certificate: a full handshake.
-      assert.deepEqual(await run('sdk-resume', {}), [false, true, false, true]);
+      assert.deepEqual(await run('sdk-resume', {}), [false, true, false, true, true, false]);
       assert.deepEqual(await run('sdk-no-resume', { tlsSessionResumption: false }), [
         false,
         false,
         false,
         false,
+        false,
+        false,
       ]);
-      assert.equal((await telemetryOf(p, 'sdk-resume')).length, 3);
+      assert.equal((await telemetryOf(p, 'sdk-resume')).length, 4);
     } finally {
       await proxy.close();
     }

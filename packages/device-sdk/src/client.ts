@@ -64,7 +64,7 @@ export interface DeviceOptions {
    * tickets): no certificate exchange and no signatures, so a reconnect costs the device and the
    * platform a fraction of a full handshake. The platform still checks the certificate of a resumed
    * session against its revocation list. The session is kept in memory only and forgotten after a
-   * renewal and whenever a connection fails or the platform disconnects the device. Default true.
+   * renewal, when the platform refuses a connection and when it disconnects the device. Default true.
    */
   tlsSessionResumption?: boolean;
   /** `persistent: false` keeps the outbox in memory only (simulators). */
@@ -196,6 +196,16 @@ function certificateMatchesKey(chainPem: string, key: DeviceKey): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The platform said no (a CONNACK reason code, a TLS alert): the next attempt starts afresh. A timeout or
+ * a lost network says nothing about the session, which is kept: a fleet coming back after an outage
+ * keeps its cheap handshakes, when the platform needs them most.
+ */
+function refusedByPlatform(err: Error | undefined): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' || (typeof code === 'string' && code.startsWith('ERR_SSL'));
 }
 
 /** When to renew: once `remainingFraction` of the lifetime is left. */
@@ -686,7 +696,7 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
         if (wasConnected) this.emit('disconnect', { reason: lastError?.message ?? 'connection closed' });
         if (!settled) {
           settled = true;
-          this.#tlsSession = undefined;
+          if (refusedByPlatform(lastError)) this.#tlsSession = undefined;
           reject(lastError ?? new Error('connection closed before CONNACK'));
         }
         closedResolve();
