@@ -1,9 +1,12 @@
 // The device SDK (@bulwark/device) against a real platform: API enrollment, mutual TLS, telemetry
 // acknowledged after commit, the outbox surviving lost connections and a restart of the device process.
+import 'reflect-metadata';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import {
@@ -467,6 +470,35 @@ describe('device SDK end to end', () => {
     );
     assert.equal(certs.body.items.length, 2);
     await d.close();
+  });
+
+  test('the platform is verified: a server certificate from another CA is refused, the device never connects', async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const other = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=Not the platform CA',
+      notBefore: new Date(Date.now() - 1000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      keys,
+      signingAlgorithm: alg,
+      extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+    });
+    const warnings: string[] = [];
+    const d = device('sdk-verify', { ca: other.toString('pem') });
+    d.on('warning', (e) => warnings.push(e.message));
+    await d.start();
+    await assert.rejects(d.waitConnected(1500), { name: 'NotConnectedError' });
+    assert.ok(
+      warnings.some((w) => /unable to (get|verify)|self.signed|certificate/i.test(w)),
+      warnings.join('\n'),
+    );
+    await d.close();
+    // The same device with the platform's CA connects.
+    const ok = device('sdk-verify', { ca: p.ca, enroller: undefined as never });
+    await ok.start();
+    await ok.waitConnected(10_000);
+    await ok.close();
   });
 
   test('TLS session resumption: a reconnect resumes the session, also after failed attempts; not after a renewal or a refusal; can be turned off', async () => {
