@@ -39,6 +39,9 @@ const HELP = `Usage: npm run bench [-- options]
 
 Measures the Bulwark MQTT broker side by side with Mosquitto (same machine, same run, same load
 generator): broker pinned to CPU 0, load processes to CPU 1. Writes bench/results/<timestamp>.json.
+The platform suites (platform-fleet: 10k SDK devices, EST enrollment, reconnect storms; platform-api:
+API latency with 1M devices and 10M telemetry rows on SQLite and PostgreSQL) have no Mosquitto
+counterpart: their ratio cells stay empty.
 
 Options:
   --quick              short steps and small counts (a smoke run, about three minutes)

@@ -30,8 +30,10 @@ export class FleetWorker {
     });
   }
 
-  static async start(name: string, cpu: number | undefined): Promise<FleetWorker> {
-    const child = spawnPinned(name, process.execPath, [WORKER], { cpu, ipc: true });
+  /** `profileDir`: write a --cpu-prof profile of the load process there (bench --profile). */
+  static async start(name: string, cpu: number | undefined, profileDir?: string): Promise<FleetWorker> {
+    const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, WORKER] : [WORKER];
+    const child = spawnPinned(name, process.execPath, args, { cpu, ipc: true });
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${name} did not start\n${child.tail()}`)), 30_000);
       child.proc.once('message', (m: FleetEvent) => {
@@ -70,7 +72,11 @@ export class FleetWorker {
   }
 
   async stop(): Promise<void> {
-    if (this.child.proc.connected) await this.request({ type: 'exit' }, 15_000).catch(() => {});
+    if (this.child.proc.connected) {
+      await this.request({ type: 'exit' }, 15_000).catch(() => {});
+      // It exits by itself (and writes its profile, if asked to) right after answering.
+      await Promise.race([this.child.exited, new Promise((r) => setTimeout(r, 10_000))]);
+    }
     await this.child.stop(3000);
   }
 }

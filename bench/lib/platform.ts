@@ -1,6 +1,6 @@
 // The real platform (apps/server/src/main.ts) as a child process on the broker core, with a fresh data
 // directory, and devices enrolled through its REST API the way `bulwark device create` does it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,8 @@ export async function startPlatform(
   cpu: number | undefined,
   /** More BULWARK_* settings, e.g. BULWARK_DATABASE_URL. */
   settings: Record<string, string> = {},
+  /** Write a --cpu-prof profile of the platform there (bench --profile). */
+  profileDir?: string,
 ): Promise<RunningPlatform> {
   const env: NodeJS.ProcessEnv = {};
   // Unknown BULWARK_* variables are a start-up error: pass only ours.
@@ -47,7 +49,12 @@ export async function startPlatform(
     const m = /API\s+https:\/\/\S+?:(\d+)\/api\/v1/.exec(l);
     if (m) httpPort = Number(m[1]);
   });
-  const child = spawnPinned('platform', process.execPath, [MAIN], { cpu, env, onLine: hub.emit });
+  const args = [MAIN];
+  if (profileDir) {
+    mkdirSync(profileDir, { recursive: true });
+    args.unshift('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  }
+  const child = spawnPinned('platform', process.execPath, args, { cpu, env, onLine: hub.emit });
   const m = await waitForLine(child, /MQTT\s+mqtts:\/\/\S+?:(\d+)/, 90_000, hub);
   const mqttPort = Number(m[1]);
   if (!httpPort) throw new Error(`platform: no API line in its output\n${child.tail()}`);
@@ -106,7 +113,7 @@ export async function startPlatform(
     api,
     async stop() {
       agent.destroy();
-      await child.stop(15_000);
+      await child.stop(profileDir ? 30_000 : 15_000);
     },
   };
 }

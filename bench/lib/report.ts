@@ -38,8 +38,15 @@ export function formatFigures(
     // A bound on Mosquitto's side bounds the ratio from above, one on Bulwark's from below.
     const rb =
       f.bound?.mosquitto && !f.bound.bulwark ? '≤ ' : f.bound?.bulwark && !f.bound.mosquitto ? '≥ ' : '';
+    // A figure without a Mosquitto counterpart (platform suites) has no ratio: the cell stays empty.
     const rs =
-      r === null ? '—' : f.bound?.bulwark && f.bound.mosquitto ? `~${r.toFixed(2)}` : rb + r.toFixed(2);
+      f.mosquitto === null
+        ? ''
+        : r === null
+          ? '—'
+          : f.bound?.bulwark && f.bound.mosquitto
+            ? `~${r.toFixed(2)}`
+            : rb + r.toFixed(2);
     return [f.name, f.unit, b, m, f.better === 'higher' ? '↑' : '↓', rs];
   });
   const head = ['figure', 'unit', 'Bulwark', 'Mosquitto', 'good', 'ratio'];

@@ -10,7 +10,7 @@
 //     TLS session resumption + full jitter (the SDK's defaults), full handshakes + full jitter, and
 //     resumption without jitter (every device waits the top of its backoff window: the herd).
 // No Mosquitto counterpart: the ratio column stays empty.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetWorker, histogram, quantile } from '../lib/fleet.ts';
@@ -39,11 +39,15 @@ const STORMS: StormSpec[] = [
 
 const s1 = (ms: number) => Math.round(ms / 100) / 10;
 
-/** CPU used by the platform and by the load processes over a phase, as a share of one core. */
-function cpuMeter(
-  platform: RunningPlatform,
-  workers: FleetWorker[],
-): () => { platform: number; load: number } {
+interface CpuUse {
+  /** Share of one core over the phase. */
+  platform: number;
+  load: number;
+  platformSeconds: number;
+}
+
+/** CPU used by the platform and by the load processes over a phase. */
+function cpuMeter(platform: RunningPlatform, workers: FleetWorker[]): () => CpuUse {
   const read = () => ({
     at: performance.now(),
     platform: cpuSeconds(platform.pid),
@@ -54,12 +58,21 @@ function cpuMeter(
     const end = read();
     const wall = (end.at - start.at) / 1000;
     const share = (x: number) => Math.round((x / wall) * 100) / 100;
-    return { platform: share(end.platform - start.platform), load: share(end.load - start.load) };
+    return {
+      platform: share(end.platform - start.platform),
+      load: share(end.load - start.load),
+      platformSeconds: Math.round((end.platform - start.platform) * 100) / 100,
+    };
   };
 }
 
-/** A one-line sparkline of counts per bucket, for the log. */
-function spark(counts: readonly number[]): string {
+/** A one-line sparkline of counts per bucket (at most 80 characters: buckets merged), for the log. */
+function spark(buckets: readonly number[]): string {
+  const per = Math.ceil(buckets.length / 80);
+  const counts: number[] = [];
+  for (let i = 0; i < buckets.length; i += per) {
+    counts.push(buckets.slice(i, i + per).reduce((a, c) => a + c, 0));
+  }
   const bars = '▁▂▃▄▅▆▇█';
   const max = Math.max(1, ...counts);
   return counts.map((c) => (c === 0 ? ' ' : bars[Math.min(7, Math.floor((c / max) * 7.999))])).join('');
@@ -134,8 +147,7 @@ async function storm(
 ) {
   const timeoutMs = quick ? 60_000 : 150_000;
   const cutAt = Date.now() + 1000;
-  const cpu = cpuMeter(platform, workers);
-  const results = await Promise.all(
+  const pending = Promise.all(
     workers.map((w) =>
       w.request<StormResult>(
         { type: 'storm', cutAt, resumption: spec.resumption, jitter: spec.jitter, timeoutMs },
@@ -143,6 +155,9 @@ async function storm(
       ),
     ),
   );
+  await sleep(Math.max(0, cutAt - Date.now()));
+  const cpu = cpuMeter(platform, workers);
+  const results = await pending;
   const busy = cpu();
   const connected = results.flatMap((r) => r.connectedMs);
   const acked = results.flatMap((r) => r.ackedMs);
@@ -156,6 +171,8 @@ async function storm(
     100,
   );
   const r = {
+    cutAt: new Date(cutAt).toISOString(),
+    endedAt: new Date().toISOString(),
     resumption: spec.resumption,
     jitter: spec.jitter,
     settled,
@@ -173,6 +190,9 @@ async function storm(
     attemptsPerSecond,
     connectsPer100msFirst5s: connectsPer100ms,
     cpu: busy,
+    platformCpuMsPerReconnect: Math.round((busy.platformSeconds * 1000 * 100) / devices) / 100,
+    // The SDK devices used most of the load core: they, not the platform, set the pace.
+    loadBound: busy.load >= 0.85,
     sdkWarnings: results.reduce((a, x) => a + x.warnings, 0),
     sampleWarnings: [...new Set(results.flatMap((x) => x.sampleWarnings))].slice(0, 5),
   };
@@ -205,9 +225,18 @@ const suite: Suite = {
     let platform: RunningPlatform | undefined;
     try {
       ctx.log('platform-fleet: starting the platform (apps/server/src/main.ts) with a fresh data directory…');
-      platform = await startPlatform(join(ctx.tmpDir, 'fleet-data'), ctx.brokerCpu);
+      platform = await startPlatform(
+        join(ctx.tmpDir, 'fleet-data'),
+        ctx.brokerCpu,
+        {},
+        ctx.profile ? join(ctx.artefactsDir, 'profiles', 'platform-fleet') : undefined,
+      );
       const count = Math.max(2, Math.ceil(n / DEVICES_PER_WORKER));
-      for (let k = 0; k < count; k++) workers.push(await FleetWorker.start(`fleet-${k}`, ctx.loadCpu));
+      const loadProfiles = ctx.profile ? join(ctx.artefactsDir, 'profiles', 'fleet-load') : undefined;
+      if (loadProfiles) mkdirSync(loadProfiles, { recursive: true });
+      for (let k = 0; k < count; k++) {
+        workers.push(await FleetWorker.start(`fleet-${k}`, ctx.loadCpu, loadProfiles));
+      }
       ctx.log(
         `platform-fleet: ${n} SDK devices in ${count} load processes; EST enrollment, ${ENROLL_CONCURRENCY} at a time…`,
       );
@@ -244,6 +273,13 @@ const suite: Suite = {
         `  ${connected}/${n} connected in ${connectSeconds.toFixed(1)} s (${Math.round(connected / connectSeconds)}/s)`,
       );
       if (connected !== n) throw new Error(`only ${connected} of ${n} devices connected`);
+      ctx.figure({
+        name: `fleet of ${n / 1000}k: first connections (${CONNECT_CONCURRENCY} at a time)`,
+        unit: 'conn/s',
+        bulwark: Math.round(connected / connectSeconds),
+        mosquitto: null,
+        better: 'higher',
+      });
       await sleep(2000);
 
       const storms: Record<string, unknown> = {};
@@ -257,9 +293,21 @@ const suite: Suite = {
           bulwark: r.settleSeconds,
           mosquitto: null,
           better: 'lower',
+          bound: { bulwark: r.loadBound },
           ...(r.settled
-            ? {}
+            ? r.loadBound
+              ? {
+                  note: `the SDK devices kept the load core ${Math.round(r.cpu.load * 100)} % busy (platform ${Math.round(r.cpu.platform * 100)} %): an upper bound`,
+                }
+              : {}
             : { note: `${r.publishedAgain}/${n} devices published again within the time limit` }),
+        });
+        ctx.figure({
+          name: `reconnect storm ${n / 1000}k: platform CPU per reconnect, ${spec.label}`,
+          unit: 'ms',
+          bulwark: r.platformCpuMsPerReconnect,
+          mosquitto: null,
+          better: 'lower',
         });
         ctx.figure({
           name: `reconnect storm ${n / 1000}k: peak connects/s, ${spec.label}`,
