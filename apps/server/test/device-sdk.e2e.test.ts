@@ -395,6 +395,25 @@ describe('device SDK end to end', () => {
     await d.close();
   });
 
+  test('tamper reports: durable like telemetry, resolved on PUBACK, recorded as a posture finding; bad ones refused locally', async () => {
+    const d = device('sdk-tamper');
+    await d.start();
+    await d.waitConnected(10_000);
+    await assert.rejects(d.reportTamper({ kind: 'two words' }), TypeError);
+    await assert.rejects(d.reportTamper({ kind: 'lid', at: '2026-01-01' }), TypeError);
+    await assert.rejects(d.reportTamper({ kind: 'lid', detail: 'x'.repeat(513) }), RangeError);
+    await d.reportTamper({ kind: 'enclosure-opened', detail: 'lid switch' });
+    const findings = await p.api<{ items: { kind: string; deviceId: string; severity: string }[] }>(
+      'GET',
+      '/api/v1/posture/findings?deviceId=sdk-tamper',
+    );
+    assert.equal(findings.status, 200, JSON.stringify(findings.body));
+    const tamper = findings.body.items.filter((f) => /tamper/.test(f.kind));
+    assert.equal(tamper.length, 1, JSON.stringify(findings.body));
+    assert.equal(tamper[0]?.severity, 'critical');
+    await d.close();
+  });
+
   test('MQTT over WebSocket (wss://…/mqtt) with the device certificate; no certificate, no upgrade', async () => {
     const d = device('sdk-ws', { url: `wss://127.0.0.1:${p.httpPort}/mqtt` });
     d.onCommand('ping', () => 'pong');

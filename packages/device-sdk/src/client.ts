@@ -13,12 +13,17 @@ import {
   parseDeviceTopic,
   topics,
   type CapabilityReport,
+  type TamperReport,
   type CommandRequest,
   type CommandResult,
   type TwinDesiredMessage,
   type TwinReportedMessage,
 } from '@bulwark/protocol';
 import { backoffDelay, resolveBackoff, type BackoffOptions } from './backoff.ts';
+
+/** Tamper report kinds, as the platform accepts them. */
+const TAMPER_KIND = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 import { buildCapabilityReport, type CapabilityOptions } from './capabilities.ts';
 import { createCsr } from './csr.ts';
 import type { Enroller } from './enroller.ts';
@@ -373,11 +378,36 @@ export class DeviceClient extends EventEmitter<DeviceEvents> {
     const max = this.#o.maxTelemetryBytes ?? 65_536;
     if (payload.length > max)
       throw new RangeError(`telemetry is ${payload.length} bytes; the limit is ${max}`);
-    const { entry, dropped } = await this.#outbox.append(
-      topics.telemetry(this.id, options.stream),
-      payload,
-      this.#now(),
-    );
+    return this.#durable(topics.telemetry(this.id, options.stream), payload);
+  }
+
+  /**
+   * Reports tampering the device noticed (enclosure opened, debug port enabled, secure boot failed...)
+   * on `devices/{id}/events/tamper`; the platform records it as a critical posture finding. Durable like
+   * telemetry: kept in the outbox until the platform acknowledged it. A quarantined device may still
+   * send it.
+   */
+  async reportTamper(report: TamperReport): Promise<void> {
+    if (!this.#outbox || !this.#running) throw new DeviceClosedError('the device is not started');
+    if (typeof report.kind !== 'string' || !TAMPER_KIND.test(report.kind))
+      throw new TypeError(`invalid tamper kind ${JSON.stringify(report.kind)}`);
+    if (report.detail !== undefined && report.detail.length > 512)
+      throw new RangeError('tamper detail is longer than 512 characters');
+    const at = report.at ?? new Date(this.#now()).toISOString();
+    if (!ISO_TIME.test(at) || Number.isNaN(Date.parse(at)))
+      throw new TypeError(`invalid time ${JSON.stringify(at)}: ISO 8601 with a time zone`);
+    const msg: TamperReport = {
+      kind: report.kind,
+      ...(report.detail !== undefined ? { detail: report.detail } : {}),
+      at,
+    };
+    return this.#durable(topics.tamper(this.id), Buffer.from(JSON.stringify(msg)));
+  }
+
+  /** Appends to the outbox and resolves when the platform acknowledged the message. */
+  async #durable(topic: string, payload: Buffer): Promise<void> {
+    if (!this.#outbox) throw new DeviceClosedError('the device is not started');
+    const { entry, dropped } = await this.#outbox.append(topic, payload, this.#now());
     for (const d of dropped)
       this.#settle(d.seq, new OutboxFullError('dropped from a full outbox to make room'));
     const done = new Promise<void>((resolve, reject) => this.#waiters.set(entry.seq, { resolve, reject }));
