@@ -860,6 +860,7 @@ export class BrokerImpl<P> implements Broker<P>, BrokerCore<P> {
 }
 
 function retainedOf(m: Message): Parameters<RetainedStore['set']>[0] {
+  m.keep();
   const r: Parameters<RetainedStore['set']>[0] = { topic: m.topic, payload: m.payload, qos: m.qos };
   if (m.properties !== undefined) r.properties = m.properties;
   if (m.expiresAt !== 0) r.expiresAt = m.expiresAt;

@@ -10,7 +10,8 @@ const generate = mqtt.generate;
  */
 export class Message {
   readonly topic: string;
-  readonly payload: Buffer;
+  #payload: Buffer;
+  #kept = false;
   readonly qos: QoS;
   readonly retain: boolean;
   readonly properties: MessageProperties | undefined;
@@ -35,12 +36,29 @@ export class Message {
     origin: string | undefined,
   ) {
     this.topic = topic;
-    this.payload = payload;
+    this.#payload = payload;
     this.qos = qos;
     this.retain = retain;
     this.properties = properties;
     this.expiresAt = expiresAt;
     this.origin = origin;
+  }
+
+  get payload(): Buffer {
+    return this.#payload;
+  }
+
+  /**
+   * The message is going to be kept (queued for a slow or offline client, stored, retained). A
+   * payload decoded from the wire is a view into the chunk it was read in (up to 64 KiB, shared by
+   * the messages around it): copied once here, so that a queue of messages that each outlived the
+   * rest of their chunk does not hold all those chunks (tens of MB under overload).
+   */
+  keep(): void {
+    if (this.#kept) return;
+    this.#kept = true;
+    const p = this.#payload;
+    if (p.byteLength < p.buffer.byteLength) this.#payload = Buffer.from(p);
   }
 
   static fromStored(m: StoredMessage | RoutedMessage, origin?: string): Message {

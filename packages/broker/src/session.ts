@@ -164,6 +164,7 @@ export class Session {
     let stored: Promise<void> | undefined;
     if (durable) {
       // Sent at once and kept in the store until the client acknowledges it: a crash cannot lose it.
+      msg.keep();
       seq = this.#nextSeq();
       this.#cursor = seq;
       stored = this.#append(msg.toStored(qos, retain, ids, seq));
@@ -183,6 +184,7 @@ export class Session {
   }
 
   #enqueue(o: Outgoing): void {
+    o.msg.keep();
     if (this.queued >= this.#ctx.maxQueued) {
       // Full: a QoS 0 message is dropped; a QoS 1/2 one evicts the oldest queued QoS 0 message if any.
       if (o.qos === 0 || !this.#evictQos0()) {
@@ -351,6 +353,7 @@ export class Session {
     }
     if (this.#stored !== -1) this.#stored++;
     this.#storedSeq++;
+    msg.keep();
     return this.#append(msg.toStored(qos, retain, ids, this.#nextSeq()));
   }
 

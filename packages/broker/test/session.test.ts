@@ -18,8 +18,9 @@ interface FakeConnection extends SessionConnection {
 
 function setup(maxQueued: number) {
   const metrics = { dropped: 0 };
+  const store = new MemorySessionStore();
   const session = new Session('s', {
-    store: new MemorySessionStore(),
+    store,
     clock: Date,
     logger: { debug: noop, info: noop, warn: noop, error: noop },
     maxQueued,
@@ -48,7 +49,7 @@ function setup(maxQueued: number) {
     conn.congested = false;
     session.pump();
   };
-  return { session, conn, sent, metrics, deliver, drain };
+  return { session, conn, store, sent, metrics, deliver, drain };
 }
 
 test('full queue: QoS 0 is dropped; QoS 1 evicts the oldest queued QoS 0, in order, until none is left', () => {
@@ -114,4 +115,37 @@ test('a QoS 1 fan-in into a full queue without QoS 0: every further message is d
   for (let i = 0; i < max; i++) deliver(`n${i}`, 1);
   assert.equal(metrics.dropped, max);
   assert.equal(session.queued, max);
+});
+
+test('a queued message does not keep the whole chunk its payload was read in; one sent at once is not copied', () => {
+  const { session, conn, deliver, drain } = setup(10);
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  chunk.write('hello', 1000);
+  const sentNow = new Message('t', chunk.subarray(1000, 1005), 0, false, undefined, 0, undefined);
+  conn.congested = false;
+  session.deliver(sentNow, 0, false, undefined);
+  assert.equal(sentNow.payload.buffer, chunk.buffer);
+  conn.congested = true;
+  const queued = new Message('t', chunk.subarray(1000, 1005), 0, false, undefined, 0, undefined);
+  session.deliver(queued, 0, false, undefined);
+  assert.notEqual(queued.payload.buffer, chunk.buffer);
+  assert.equal(queued.payload.toString(), 'hello');
+  // Copied once, however many queues it waits in.
+  const copy = queued.payload;
+  queued.keep();
+  assert.equal(queued.payload, copy);
+  deliver('x', 0);
+  drain();
+});
+
+test('a message stored for an offline session does not keep the chunk its payload was read in', async () => {
+  const { session, store } = setup(10);
+  session.conn = undefined;
+  session.expiryInterval = 3600;
+  const chunk = Buffer.alloc(64 * 1024, 0x62);
+  const m = new Message('t', chunk.subarray(10, 20), 1, false, undefined, 0, undefined);
+  await session.deliver(m, 1, false, undefined);
+  const [stored] = await store.fetch('s', 0, 10);
+  assert.equal(stored?.payload.toString(), 'bbbbbbbbbb');
+  assert.notEqual(stored?.payload.buffer, chunk.buffer);
 });
