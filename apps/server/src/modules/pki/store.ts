@@ -244,8 +244,9 @@ export function createPkiStore(db: Db): PkiStore {
         params.push(q.expiringBefore);
       }
       if (q.after) {
-        where.push('(created_at > ? OR (created_at = ? AND serial > ?))');
-        params.push(q.after.createdAt, q.after.createdAt, q.after.serial);
+        // A row value, so the index (tenant_id, created_at, serial) serves the page.
+        where.push('(created_at, serial) > (?, ?)');
+        params.push(q.after.createdAt, q.after.serial);
       }
       params.push(q.limit);
       const rows = await db.all<CertRow>(
