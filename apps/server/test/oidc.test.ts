@@ -10,7 +10,7 @@ import Provider from 'oidc-provider';
 import { fixedClock } from '../src/kernel/index.ts';
 import { startPlatform, type Platform } from '../../../test/support/platform.ts';
 import { call, type Reply } from './support/iam-http.ts';
-import { throughIdp } from './support/oidc-provider.ts';
+import { providerConfiguration, throughIdp } from './support/oidc-provider.ts';
 
 const USERS: Record<string, { groups?: string[] }> = {
   alice: { groups: ['bw-operators', 'staff'] },
@@ -68,32 +68,14 @@ describe('OIDC single sign-on with a real provider', () => {
     });
     const proxyPort = await listen(proxy);
     issuer = `http://127.0.0.1:${proxyPort}`;
-    provider = new Provider(issuer, {
-      clients: [
-        {
-          client_id: 'bulwark',
-          client_secret: 'a-client-secret-of-enough-length',
-          redirect_uris: [`${p.url}/auth/oidc/default/callback`],
-          grant_types: ['authorization_code'],
-          response_types: ['code'],
-        },
-      ],
-      async findAccount(_ctx, id) {
-        return {
-          accountId: id,
-          async claims() {
-            const u = USERS[id] ?? {};
-            return { sub: id, preferred_username: id, ...(u.groups ? { groups: u.groups } : {}) };
-          },
-        };
-      },
-      claims: { openid: ['sub'], profile: ['preferred_username'], groups: ['groups'] },
-      scopes: ['openid', 'profile', 'groups'],
-      conformIdTokenClaims: false,
-      pkce: { required: () => true },
-      ttl: { IdToken: 60 },
-      features: { devInteractions: { enabled: true } },
-    });
+    provider = new Provider(
+      issuer,
+      providerConfiguration({
+        clientSecret: 'a-client-secret-of-enough-length',
+        redirectUris: [`${p.url}/auth/oidc/default/callback`],
+        users: USERS,
+      }),
+    );
     providerServer.on('request', provider.callback());
 
     const put = await call(p.url, p.ca, 'PUT', '/api/v1/idp/oidc', {

@@ -12,16 +12,14 @@ export interface TestIdp {
   close(): Promise<void>;
 }
 
-export async function startIdp(opts: {
+/** The provider's configuration: one confidential client `bulwark` with PKCE, users with group claims. */
+export function providerConfiguration(opts: {
   redirectUris: string[];
   users: TestIdp['users'];
   clientSecret: string;
-}): Promise<TestIdp> {
-  const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}): ConstructorParameters<typeof Provider>[1] {
   const users = opts.users;
-  const provider = new Provider(issuer, {
+  return {
     clients: [
       {
         client_id: 'bulwark',
@@ -46,7 +44,19 @@ export async function startIdp(opts: {
     pkce: { required: () => true },
     ttl: { IdToken: 60 },
     features: { devInteractions: { enabled: true } },
-  });
+  };
+}
+
+export async function startIdp(opts: {
+  redirectUris: string[];
+  users: TestIdp['users'];
+  clientSecret: string;
+}): Promise<TestIdp> {
+  const server: Server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const users = opts.users;
+  const provider = new Provider(issuer, providerConfiguration(opts));
   server.on('request', provider.callback());
   return {
     issuer,
