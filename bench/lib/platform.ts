@@ -49,7 +49,8 @@ export async function startPlatform(
     const m = /API\s+https:\/\/\S+?:(\d+)\/api\/v1/.exec(l);
     if (m) httpPort = Number(m[1]);
   });
-  const args = [MAIN];
+  // As `npm start` runs it (package.json): V8's young generation capped at 8 MB per semi-space.
+  const args = ['--max-semi-space-size=8', MAIN];
   if (profileDir) {
     mkdirSync(profileDir, { recursive: true });
     args.unshift('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
